@@ -1,0 +1,38 @@
+# rnnzoo: `make install demo` trains the default model and evaluates it; `make install test` runs the tests.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch 2.13.0 is pinned for set-up because it resolves to a CPU build on the project's machines;
+# any torch >= 2.2 works (pyproject.toml).
+TORCH  ?= torch==2.13.0
+
+.PHONY: install demo test test-slow bench tensorboard clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+# Train the default model (lstm) on the default task (copy), then evaluate its best checkpoint.
+demo:
+	$(BIN)/rnnzoo train hydra.run.dir=outputs/demo
+	$(BIN)/rnnzoo eval checkpoint=outputs/demo/checkpoints/best.pt split=test hydra.run.dir=outputs/demo/eval
+
+test:
+	$(BIN)/python -m pytest -q
+
+test-slow:
+	$(BIN)/python -m pytest -q -m slow
+
+bench:
+	$(BIN)/python scripts/bench_trainer.py
+	$(BIN)/python scripts/bench_cells.py
+
+tensorboard:
+	$(BIN)/tensorboard --logdir outputs --host 127.0.0.1 --port 6006
+
+clean:
+	rm -rf outputs multirun build dist *.egg-info

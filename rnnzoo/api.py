@@ -1,0 +1,179 @@
+"""The functions behind the CLI, callable from tests and notebooks with a composed config.
+
+    train(cfg, run_dir)      build task + model, check they fit, fit, return final metrics
+    evaluate(cfg, run_dir)   rebuild everything from `cfg.checkpoint` alone, evaluate a split
+    create_model(name, **overrides), list_models(pattern), load_checkpoint(path)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from .errors import IncompatibleError, RnnzooError
+from .models.traits import TRAIT_HELP, model_traits
+from .registry import DATASETS, MODELS, TASKS
+from .training.checkpoint import load_checkpoint_file
+from .training.config import TrainerConfig, check_trainer_config
+
+log = logging.getLogger("rnnzoo")
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """A registered model built from its config defaults plus `overrides`.
+
+    >>> create_model("lstm", input_size=16, hidden_size=32)(torch.zeros(2, 5, 16))[0].shape
+    torch.Size([2, 5, 32])
+    """
+    _load_registries()
+    entry = MODELS.entry(name)
+    config = entry.make_config(overrides, where=f"model '{name}'")
+    try:
+        return entry.target(config)
+    except ValueError as error:
+        raise RnnzooError(f"model '{name}': {error}") from None
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell wildcard, e.g. `list_models("*ru*")`."""
+    _load_registries()
+    return MODELS.names(pattern)
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The network saved in a checkpoint, rebuilt, weights loaded, in eval mode; and its config."""
+    network, _task, config = _rebuild(load_checkpoint_file(path))
+    return network, config
+
+
+# --- building a run -------------------------------------------------------------------
+def _load_registries() -> None:
+    from . import models, tasks  # noqa: F401
+
+
+def models_fitting(task_name: str) -> list[str]:
+    """Models whose default configs have every trait the task needs."""
+    needs = TASKS.get(task_name).requires
+    return [name for name in MODELS.names() if needs <= model_traits(name)]
+
+
+def check_compatible(task_name: str, model_name: str, model_config: Any) -> None:
+    """Fail before any work when the model lacks a trait the task needs, saying which fit."""
+    missing = TASKS.get(task_name).requires - model_traits(model_name, model_config)
+    if missing:
+        why = "; ".join(f"it must be {trait} ({TRAIT_HELP.get(trait, trait)})" for trait in sorted(missing))
+        fits = ", ".join(models_fitting(task_name)) or "none yet"
+        raise IncompatibleError(f"model '{model_name}' cannot serve task '{task_name}': {why}, and this "
+                                f"configuration is not. Models that fit: {fits}")
+
+
+def _typed(config: dict[str, Any]) -> tuple[Any, Any, Any, TrainerConfig]:
+    """Validate the model, task, dataset and trainer sections against their dataclasses."""
+    model_entry = MODELS.entry(config["model"]["name"])
+    task_entry = TASKS.entry(config["task"]["name"])
+    dataset_entry = DATASETS.entry(config.get("dataset", {}).get("name", "synthetic"))
+    model_config = model_entry.make_config(config["model"], where="model")
+    task_config = task_entry.make_config(config["task"], where="task")
+    dataset_config = dataset_entry.make_config(config.get("dataset"), where="dataset")
+    trainer_config = _trainer_config(config.get("trainer", {}))
+    if dataset_entry.name not in task_entry.target.datasets:
+        raise RnnzooError(f"task '{task_entry.name}' cannot read dataset '{dataset_entry.name}'; "
+                          f"it reads: {', '.join(task_entry.target.datasets)}")
+    return model_config, task_config, dataset_config, trainer_config
+
+
+def _trainer_config(values: dict[str, Any]) -> TrainerConfig:
+    from .registry import Entry
+    config = Entry("trainer", TrainerConfig, TrainerConfig).make_config(values, where="trainer")
+    try:
+        check_trainer_config(config)
+    except ValueError as error:
+        raise RnnzooError(str(error)) from None
+    return config
+
+
+def build(config: dict[str, Any]):
+    """(task, network, trainer_config) from a plain run config; nothing trained yet."""
+    _load_registries()
+    model_config, task_config, _dataset_config, trainer_config = _typed(config)
+    model_name, task_name = config["model"]["name"], config["task"]["name"]
+    try:
+        task = TASKS.get(task_name)(task_config, int(config.get("seed", 0)))
+    except ValueError as error:
+        raise RnnzooError(f"task '{task_name}': {error}") from None
+    model_config.input_size = task.input_size
+    check_compatible(task_name, model_name, model_config)
+    if trainer_config.tbptt_steps is not None and "stateful" not in model_traits(model_name, model_config):
+        raise IncompatibleError(f"trainer.tbptt_steps needs a model that carries its state across windows; "
+                                f"'{model_name}' with this configuration does not")
+    try:
+        body = MODELS.get(model_name)(model_config)
+    except ValueError as error:
+        raise RnnzooError(f"model '{model_name}': {error}") from None
+    return task, task.build_network(body), trainer_config
+
+
+def _rebuild(payload: dict[str, Any]):
+    config = payload["config"]
+    task, network, _ = build(config)
+    task.load_state_dict(payload.get("task", {}))
+    network.load_state_dict(payload["model"])
+    return network.eval(), task, config
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def plain(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
+    """A resolved plain-dict copy of a run config, without Hydra's own section."""
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    data.pop("hydra", None)
+    return data
+
+
+# --- the verbs ------------------------------------------------------------------------
+def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, float]:
+    """Train as `rnnzoo train` does; write the run folder; return the final metrics."""
+    config = plain(cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer_values = config.get("trainer", {})
+    if trainer_values.get("num_threads"):
+        torch.set_num_threads(int(trainer_values["num_threads"]))
+    seed_everything(int(config.get("seed", 0)), bool(trainer_values.get("deterministic", False)))
+    task, network, trainer_config = build(config)
+    log.info("model %s (%s parameters) on task %s", config["model"]["name"],
+             f"{sum(p.numel() for p in network.parameters()):,}", config["task"]["name"])
+    trainer = task.make_trainer(network=network, config=trainer_config, run_dir=run_dir, run_config=config)
+    return trainer.fit(resume=config.get("resume"))
+
+
+def evaluate(cfg: DictConfig | dict[str, Any], run_dir: str | Path | None = None) -> dict[str, float]:
+    """Evaluate `cfg.checkpoint` on `cfg.split`, rebuilt from the checkpoint alone."""
+    from .training.trainer import resolve_device
+
+    config = plain(cfg)
+    if not config.get("checkpoint"):
+        raise RnnzooError("eval needs checkpoint=PATH (a run's checkpoints/best.pt or last.pt)")
+    split = config.get("split", "test")
+    if split not in ("val", "test"):
+        raise RnnzooError(f"split={split!r} is not one of: val, test")
+    network, task, _ = _rebuild(load_checkpoint_file(config["checkpoint"]))
+    device = resolve_device(config.get("device", "auto"))
+    metrics = {f"{split}/{k}": v for k, v in task.evaluate(network.to(device), split, device).items()}
+    if run_dir is not None:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

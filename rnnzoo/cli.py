@@ -1,0 +1,128 @@
+"""The `rnnzoo` command: a verb, then Hydra overrides.
+
+    rnnzoo train [overrides]                    train; `model=`, `task=`, `trainer.*`, `--multirun`...
+    rnnzoo eval checkpoint=PATH [split=test]    evaluate a checkpoint, rebuilt from the file alone
+    rnnzoo list [model=NAME | task=NAME]        models, tasks, datasets, which fits which; options
+
+The verb is taken off argv and the rest goes to `hydra.main` untouched, so every Hydra
+feature works (overrides, `--multirun`, `--cfg job`, `hydra.run.dir=`). Mistakes the user
+can fix print one line, `error: ...`, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
+
+from omegaconf import DictConfig
+
+from .errors import RnnzooError
+
+log = logging.getLogger("rnnzoo")
+
+USAGE = """usage: rnnzoo VERB [OVERRIDES...]
+
+verbs:
+  train   train a model on a task        rnnzoo train model=lstm task=copy trainer.max_steps=500
+  eval    evaluate a saved checkpoint    rnnzoo eval checkpoint=outputs/.../checkpoints/best.pt split=test
+  list    what can be trained            rnnzoo list   |   rnnzoo list model=lstm (its options)
+
+Overrides are Hydra's: key=value, group=choice, --multirun a=1,2, --cfg job, hydra.run.dir=DIR.
+`rnnzoo VERB --help` shows the config groups and the composed config of that verb.
+"""
+
+VERBS = {"train": "train", "eval": "eval"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    verb, rest = argv[0], argv[1:]
+    try:
+        if verb == "list":
+            from .listing import print_listing
+            print_listing(rest)
+        elif verb in VERBS:
+            _check_group_choices(rest)
+            _run_hydra(verb, rest)
+        else:
+            raise RnnzooError(f"unknown verb '{verb}'; choices: {', '.join([*VERBS, 'list'])} (rnnzoo --help)")
+    except RnnzooError as error:
+        _fail(error)
+
+
+def _fail(error: Exception) -> None:
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _check_group_choices(overrides: list[str]) -> None:
+    """`model=lstmm` fails here with close matches, before Hydra composes anything."""
+    from .config import GROUPS, group_choices, register_schemas
+
+    register_schemas()
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key in GROUPS and value and "," not in value:  # a sweep (a,b) is Hydra's to expand
+            registry = GROUPS[key]
+            if value not in registry:
+                raise RnnzooError(registry.unknown_message(value))
+            if value not in group_choices(key):
+                raise RnnzooError(f"{key} '{value}' is registered but has no configs/{key}/{value}.yaml")
+
+
+def _run_hydra(verb: str, overrides: list[str]) -> None:
+    import hydra
+
+    from .config import config_dir
+
+    job = _guarded(_train_job if verb == "train" else _eval_job)
+    sys.argv = [f"rnnzoo {verb}", *overrides]
+    hydra.main(config_path=str(config_dir()), config_name=VERBS[verb], version_base="1.3")(job)()
+
+
+def _guarded(job: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
+    """Inside Hydra's call: user errors become one line and exit 2; Ctrl-C exits 130."""
+
+    def run(cfg: DictConfig) -> None:
+        try:
+            job(cfg)
+        except RnnzooError as error:
+            _fail(error)
+        except KeyboardInterrupt:
+            print("interrupted; last.pt holds the state to resume from", file=sys.stderr)
+            sys.exit(130)
+
+    run.__name__ = job.__name__
+    return run
+
+
+def _output_dir() -> str:
+    from hydra.core.hydra_config import HydraConfig
+    return HydraConfig.get().runtime.output_dir
+
+
+def _train_job(cfg: DictConfig) -> None:
+    from .api import train
+
+    run_dir = _output_dir()
+    final = train(cfg, run_dir)
+    print(_table(final))
+    print(f"run folder: {run_dir}")
+
+
+def _eval_job(cfg: DictConfig) -> None:
+    from .api import evaluate
+
+    metrics = evaluate(cfg, _output_dir())
+    print(_table(metrics))
+
+
+def _table(metrics: dict[str, float]) -> str:
+    width = max(len(k) for k in metrics)
+    return "\n".join(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}"
+                     for k, v in metrics.items())

@@ -1,0 +1,1 @@
+"""Data: readers, vocabularies and dataset sources (the synthetic tasks generate their own)."""

@@ -1,0 +1,4 @@
+"""Tasks. Importing this package registers every task in `rnnzoo.registry.TASKS`."""
+
+from . import adding, copy  # noqa: F401  (registers "adding", "copy")
+from .base import SequenceBatch, StepOutput, Task, TaskNetwork  # noqa: F401

@@ -1,0 +1,205 @@
+"""The task contract: what a task owns and what the trainer may ask of it.
+
+A task owns its data (generated or read), vocabularies, the head (and input embedding) it
+puts around a model, the loss, the metrics and any decoding. It declares which traits it
+needs from a model (`requires`, see `rnnzoo.models.traits`). The trainer knows nothing else:
+it asks for batches, calls `step`, backpropagates the returned loss and sums the returned
+statistics, so a new task plugs in without touching it.
+
+Statistics are sums (loss_sum, count, correct, ...), never averages, so that they add up
+across batches, windows and (for distributed runs) processes; `metrics` turns the totals
+into the numbers users read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from ..nn.recurrent import State
+
+Stats = dict[str, Tensor]
+
+
+@dataclass
+class SequenceBatch:
+    """Inputs and targets aligned step by step, batch first.
+
+    inputs: (B, T) token ids or (B, T, F) features; targets: (B, T) ids or values;
+    mask: (B, T) bool, which targets count; lengths: (B,) real lengths, None when unpadded.
+    Every field has time on dim 1, so truncated BPTT can cut the batch into windows.
+    """
+
+    inputs: Tensor
+    targets: Tensor
+    mask: Tensor
+    lengths: Tensor | None = None
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> "SequenceBatch":
+        moved = {f.name: _move(getattr(self, f.name), device, non_blocking) for f in dataclasses.fields(self)}
+        moved["lengths"] = self.lengths  # lengths stay on the CPU: packing wants them there
+        return type(self)(**moved)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.inputs.shape[0] * self.inputs.shape[1]
+
+    def windows(self, size: int | None) -> list["SequenceBatch"]:
+        """Consecutive time windows of at most `size` steps (the whole batch when None)."""
+        T = self.inputs.shape[1]
+        if size is None or size >= T:
+            return [self]
+        return [self._window(start, min(start + size, T)) for start in range(0, T, size)]
+
+    def _window(self, start: int, stop: int) -> "SequenceBatch":
+        lengths = None if self.lengths is None else (self.lengths - start).clamp(0, stop - start)
+        return type(self)(self.inputs[:, start:stop], self.targets[:, start:stop],
+                          self.mask[:, start:stop], lengths)
+
+    def pin_memory(self) -> "SequenceBatch":
+        return type(self)(*(t.pin_memory() if isinstance(t, Tensor) else t
+                            for t in (self.inputs, self.targets, self.mask, self.lengths)))
+
+
+def _move(value: Any, device: torch.device, non_blocking: bool) -> Any:
+    return value.to(device, non_blocking=non_blocking) if isinstance(value, Tensor) else value
+
+
+@dataclass
+class StepOutput:
+    """What `Task.step` returns.
+
+    loss: the scalar to backpropagate (a mean over the counted targets); count: how many
+    targets it covers (0 for a truncated-BPTT window with nothing to predict, which the
+    trainer then skips); stats: sums for the metrics; state: the model's new state.
+    """
+
+    loss: Tensor
+    count: Tensor
+    stats: Stats
+    state: State | None = None
+
+
+class TaskNetwork(nn.Module):
+    """embed -> model -> head: the trainable whole the trainer sees and checkpoints save.
+
+    The model (`body`) is the registry's module, unchanged; `embed` and `head` belong to the
+    task. Keeping them apart is what lets one LSTM serve copy, tagging and generation.
+    """
+
+    def __init__(self, body: nn.Module, head: nn.Module, embed: nn.Module | None = None) -> None:
+        super().__init__()
+        self.embed = embed if embed is not None else nn.Identity()
+        self.body = body
+        self.head = head
+
+    def features(self, inputs: Tensor, lengths: Tensor | None = None, state: State | None = None
+                 ) -> tuple[Tensor, State]:
+        """The model's features (B, T, output_size) before the head, and its state."""
+        return self.body(self.embed(inputs), lengths, state)
+
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None, state: State | None = None
+                ) -> tuple[Tensor, State]:
+        features, state = self.features(inputs, lengths, state)
+        return self.head(features), state
+
+
+class Task:
+    """Base class of every task. Subclasses register with `@TASKS.register(name, config=...)`."""
+
+    #: traits a model must have (see rnnzoo.models.traits)
+    requires: ClassVar[frozenset[str]] = frozenset({"sequence"})
+    #: the validation metric that picks the best checkpoint, and whether higher is better
+    monitor: ClassVar[str] = "loss"
+    monitor_mode: ClassVar[str] = "min"
+    #: carry the model state from one training batch to the next (parallel text streams)
+    streams_state: ClassVar[bool] = False
+    #: data sources this task reads (names in the DATASETS registry)
+    datasets: ClassVar[tuple[str, ...]] = ("synthetic",)
+
+    def __init__(self, config: Any, seed: int) -> None:
+        self.config = config
+        self.seed = seed
+
+    # --- data -----------------------------------------------------------------------
+    @property
+    def input_size(self) -> int:
+        """Features per step that the model receives (after the task's embedding)."""
+        raise NotImplementedError
+
+    def train_batches(self, epoch: int, start: int = 0) -> Iterator[Any]:
+        """Batches of one epoch, deterministic given (seed, epoch); skip the first `start`."""
+        raise NotImplementedError
+
+    def eval_batches(self, split: str) -> Iterable[Any]:
+        """The fixed batches of a split ("val" or "test")."""
+        raise NotImplementedError
+
+    @property
+    def target(self) -> float | None:
+        """Stop training once the monitored validation metric reaches this value."""
+        return getattr(self.config, "target", None)
+
+    # --- model ----------------------------------------------------------------------
+    def build_network(self, body: nn.Module) -> nn.Module:
+        """Wrap the registry's model with this task's embedding and head."""
+        raise NotImplementedError
+
+    def step(self, network: nn.Module, batch: Any, state: State | None) -> StepOutput:
+        """Loss and summed statistics of one batch (or truncated-BPTT window)."""
+        raise NotImplementedError
+
+    def metrics(self, totals: dict[str, float]) -> dict[str, float]:
+        """The numbers users read, from statistics summed over a split."""
+        raise NotImplementedError
+
+    # --- evaluation and state kept in checkpoints -----------------------------------
+    @torch.no_grad()
+    def evaluate(self, network: nn.Module, split: str, device: torch.device) -> dict[str, float]:
+        """Metrics of `network` on a split; decoding tasks override this."""
+        was_training = network.training
+        network.eval()
+        totals: dict[str, float] = {}
+        for batch in self.eval_batches(split):
+            out = self.step(network, batch.to(device), None)
+            add_stats(totals, out.stats)
+        network.train(was_training)
+        return self.metrics(totals)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the task needs to rebuild itself from a checkpoint (vocabularies...)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
+    def make_trainer(self, **kwargs: Any) -> Any:
+        """The object that fits a network to this task: the gradient trainer by default.
+
+        A model that learns without gradients (Hebbian Hopfield) gets its own small trainer
+        here, rather than a special case inside the gradient trainer's loop.
+        """
+        from ..training.trainer import Trainer
+        return Trainer(task=self, **kwargs)
+
+
+def add_stats(totals: dict[str, float], stats: Stats) -> None:
+    """Add a batch's statistics (tensors) into running totals (floats)."""
+    for key, value in stats.items():
+        totals[key] = totals.get(key, 0.0) + float(value)
+
+
+def seeded_generator(*parts: int) -> torch.Generator:
+    """A torch.Generator seeded from several integers (seed, split, epoch, batch index...).
+
+    Each batch then depends only on its coordinates, so a resumed run regenerates exactly
+    the batches an uninterrupted one would have seen, without storing any data.
+    """
+    value = 0
+    for part in parts:
+        value = (value * 1_000_003 + int(part)) % (2**63 - 1)
+    return torch.Generator().manual_seed(value)

@@ -1,0 +1,94 @@
+"""The copy task (Graves et al. 2014) in the copy-memory form of Arjovsky et al. 2016.
+
+Input:  `length` random symbols from an alphabet of A, `delay - 1` blanks, a delimiter,
+        then `length` blanks while the network answers.
+Target: blanks for the first `length + delay` steps, then the `length` symbols again.
+
+With length 10 and A = 8 every sequence has T + 20 steps for a delay T. A memoryless model
+can only output blanks and then guess: its loss is length * ln A / (2 * length + delay),
+i.e. 10 ln 8 / (T + 20), the baseline printed beside the loss. Remembering means beating it.
+Arjovsky et al. report LSTMs stuck at that baseline for T = 100..500; short delays are easy.
+
+Token ids: 0 = blank, 1..A = symbols, A + 1 = delimiter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..nn.layers import OneHot
+from ..registry import TASKS, help_field
+from .base import StepOutput, TaskNetwork
+from .synthetic import SequenceBatch, SyntheticConfig, SyntheticTask
+
+
+@dataclass
+class CopyConfig(SyntheticConfig):
+    length: int = help_field(10, "symbols to remember")
+    delay: int = help_field(20, "steps from the last symbol to the delimiter (T in Arjovsky et al.)")
+    alphabet: int = help_field(8, "distinct symbols")
+    target: float | None = help_field(0.995, "stop when validation recall accuracy reaches this (null: never)")
+
+
+@TASKS.register("copy", config=CopyConfig)
+class CopyTask(SyntheticTask):
+    """Remember a sequence of symbols over a delay, then reproduce it (copy memory)."""
+
+    monitor = "recall_accuracy"
+    monitor_mode = "max"
+
+    def __init__(self, config: CopyConfig, seed: int) -> None:
+        if config.length < 1 or config.delay < 1 or config.alphabet < 2:
+            raise ValueError("copy needs length >= 1, delay >= 1 and alphabet >= 2, got "
+                             f"length={config.length}, delay={config.delay}, alphabet={config.alphabet}")
+        super().__init__(config, seed)
+        self.blank, self.delimiter = 0, config.alphabet + 1
+        self.vocab_size = config.alphabet + 2
+
+    @property
+    def input_size(self) -> int:
+        return self.vocab_size
+
+    @property
+    def steps(self) -> int:
+        return 2 * self.config.length + self.config.delay
+
+    @property
+    def baseline_loss(self) -> float:
+        c = self.config
+        return c.length * math.log(c.alphabet) / self.steps
+
+    def generate(self, generator: torch.Generator, batch_size: int) -> SequenceBatch:
+        c = self.config
+        symbols = torch.randint(1, c.alphabet + 1, (batch_size, c.length), generator=generator)  # (B, L)
+        inputs = torch.zeros(batch_size, self.steps, dtype=torch.long)  # (B, T) blanks
+        inputs[:, :c.length] = symbols
+        inputs[:, c.length + c.delay - 1] = self.delimiter
+        targets = torch.zeros_like(inputs)
+        targets[:, -c.length:] = symbols
+        return SequenceBatch(inputs, targets, torch.ones_like(inputs, dtype=torch.bool))
+
+    def build_network(self, body: nn.Module) -> TaskNetwork:
+        return TaskNetwork(body, nn.Linear(body.output_size, self.vocab_size), OneHot(self.vocab_size))
+
+    def step(self, network: nn.Module, batch: SequenceBatch, state=None) -> StepOutput:
+        logits, state = network(batch.inputs, batch.lengths, state)  # (B, T, V)
+        losses = nn.functional.cross_entropy(logits.transpose(1, 2), batch.targets, reduction="none")  # (B, T)
+        mask = batch.mask.float()
+        loss_sum, count = (losses * mask).sum(), mask.sum()
+        recall = batch.targets != self.blank  # (B, T): the answer part
+        correct = (logits.argmax(-1) == batch.targets) | ~recall  # (B, T)
+        stats = {"loss_sum": loss_sum.detach(), "count": count,
+                 "recall_correct": (correct & recall).sum(), "recall_count": recall.sum(),
+                 "sequence_correct": correct.all(1).sum(), "sequences": torch.tensor(len(correct))}
+        return StepOutput(loss_sum / count.clamp(min=1), count, stats, state)
+
+    def metrics(self, totals: dict[str, float]) -> dict[str, float]:
+        return {"loss": totals["loss_sum"] / max(totals["count"], 1),
+                "baseline_loss": self.baseline_loss,
+                "recall_accuracy": totals["recall_correct"] / max(totals["recall_count"], 1),
+                "sequence_accuracy": totals["sequence_correct"] / max(totals["sequences"], 1)}

@@ -1,0 +1,1 @@
+"""Training machinery: the generic trainer, checkpoints, logging."""

@@ -1,0 +1,55 @@
+"""The trainer's typed config: every `trainer.*` option with its default and help."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..registry import help_field
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "warmup_cosine", "step", "plateau")
+
+
+@dataclass
+class TrainerConfig:
+    device: str = help_field("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    max_steps: int | None = help_field(2000, "stop after this many optimizer steps (null: no limit)")
+    max_epochs: int | None = help_field(None, "stop after this many epochs (null: no limit)")
+    max_time: float | None = help_field(None, "stop after this many seconds of training (null: no limit)")
+    optimizer: str = help_field("adam", f"one of {', '.join(OPTIMIZERS)}")
+    lr: float = help_field(1e-3, "peak learning rate")
+    weight_decay: float = help_field(0.0, "L2 penalty (decoupled for adamw)")
+    momentum: float = help_field(0.9, "momentum for sgd")
+    schedule: str = help_field("constant", f"learning-rate schedule: one of {', '.join(SCHEDULES)}")
+    warmup_steps: int = help_field(0, "linear warm-up steps (warmup_cosine)")
+    min_lr_ratio: float = help_field(0.0, "final lr / peak lr for warmup_cosine")
+    step_size: int = help_field(1000, "steps between lr decays for the step schedule")
+    gamma: float = help_field(0.5, "lr decay factor for the step and plateau schedules")
+    patience: int = help_field(2, "evaluations without improvement before plateau decays the lr")
+    grad_clip: float | None = help_field(1.0, "clip gradients at this norm or value (null: off)")
+    clip_mode: str = help_field("norm", "norm: rescale the whole gradient; value: clamp each entry")
+    tbptt_steps: int | None = help_field(None, "truncated BPTT window in steps (null: full BPTT)")
+    accumulate: int = help_field(1, "micro-batches (or BPTT windows) per optimizer step")
+    eval_every: int = help_field(100, "evaluate on the validation split every this many steps")
+    log_every: int = help_field(10, "write training scalars every this many steps")
+    on_nan: str = help_field("stop", "a NaN/inf loss: stop (naming the step) or skip the batch")
+    deterministic: bool = help_field(False, "use deterministic kernels only (slower)")
+    num_threads: int | None = help_field(None, "CPU threads for torch (null: torch's default)")
+    progress: bool = help_field(True, "show a tqdm progress bar")
+
+
+def check_trainer_config(config: TrainerConfig) -> None:
+    """Values outside their allowed choices raise ValueError naming the key and the choices."""
+    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "clip_mode": ("norm", "value"),
+               "on_nan": ("stop", "skip")}
+    for key, allowed in choices.items():
+        if getattr(config, key) not in allowed:
+            raise ValueError(f"trainer.{key}={getattr(config, key)!r} is not one of: {', '.join(allowed)}")
+    positive = ["lr", "accumulate", "eval_every", "log_every"]
+    for key in positive:
+        if getattr(config, key) <= 0:
+            raise ValueError(f"trainer.{key} must be positive, got {getattr(config, key)}")
+    for key in ("max_steps", "max_epochs", "tbptt_steps", "max_time", "grad_clip"):
+        value = getattr(config, key)
+        if value is not None and value <= 0:
+            raise ValueError(f"trainer.{key} must be positive or null, got {value}")

@@ -1,0 +1,42 @@
+"""TensorBoard logging for a run: scalars, the config as text, hparams with final metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from torch.utils.tensorboard import SummaryWriter
+
+
+class RunLogger:
+    """Writes `<run>/tb/`: what `make tensorboard` (or `tensorboard --logdir outputs`) shows."""
+
+    def __init__(self, run_dir: Path, run_config: dict[str, Any]) -> None:
+        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tb"))
+        text = yaml.safe_dump(run_config, sort_keys=False)
+        self.writer.add_text("config", "```yaml\n" + text + "\n```", 0)
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        for key, value in values.items():
+            self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    def hparams(self, run_config: dict[str, Any], final: dict[str, float]) -> None:
+        flat = {k: v for k, v in _flatten(run_config).items() if isinstance(v, (int, float, str, bool))}
+        self.writer.add_hparams(flat, {f"hparam/{k}": v for k, v in final.items()}, run_name="hparams")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat

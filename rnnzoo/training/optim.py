@@ -1,0 +1,51 @@
+"""Optimizers and learning-rate schedules, built from the trainer config."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from .config import TrainerConfig
+
+
+def build_optimizer(parameters: Iterable[nn.Parameter], config: TrainerConfig) -> torch.optim.Optimizer:
+    parameters = [p for p in parameters if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainerConfig):
+    """A scheduler stepped once per optimizer step, except `plateau`, stepped per evaluation."""
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.gamma, patience=config.patience)
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    if config.schedule == "warmup_cosine":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(config))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+class WarmupCosine:
+    """lr factor: linear from 0 to 1 over `warmup_steps`, then cosine down to `min_lr_ratio`.
+
+    A class, not a closure, so LambdaLR's state_dict stays plain data.
+    """
+
+    def __init__(self, config: TrainerConfig) -> None:
+        self.warmup = config.warmup_steps
+        self.total = config.max_steps or 0
+        self.floor = config.min_lr_ratio
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        if self.total <= self.warmup:
+            return 1.0
+        progress = min((step - self.warmup) / (self.total - self.warmup), 1.0)
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
