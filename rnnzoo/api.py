@@ -165,7 +165,7 @@ def evaluate(cfg: DictConfig | dict[str, Any], run_dir: str | Path | None = None
     from .training.trainer import resolve_device
 
     config = plain(cfg)
-    if not config.get("checkpoint"):
+    if config.get("checkpoint") in (None, "", "???"):
         raise RnnzooError("eval needs checkpoint=PATH (a run's checkpoints/best.pt or last.pt)")
     split = config.get("split", "test")
     if split not in ("val", "test"):

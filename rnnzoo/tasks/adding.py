@@ -24,7 +24,7 @@ BASELINE_MSE = 1 / 6
 @dataclass
 class AddingConfig(SyntheticConfig):
     length: int = help_field(50, "time steps T")
-    target: float | None = help_field(None, "stop when validation MSE falls to this (null: never)")
+    target: float | None = help_field(0.005, "stop when validation MSE falls to this (null: never)")
 
 
 @TASKS.register("adding", config=AddingConfig)

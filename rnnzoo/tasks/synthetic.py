@@ -25,7 +25,7 @@ class Synthetic:
 
 @dataclass
 class SyntheticConfig:
-    batch_size: int = help_field(64, "sequences per training batch")
+    batch_size: int = help_field(128, "sequences per training batch")
     batches_per_epoch: int = help_field(100, "training batches that make one epoch")
     eval_examples: int = help_field(1024, "sequences in each of the validation and test sets")
 

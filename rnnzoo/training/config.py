@@ -13,11 +13,12 @@ SCHEDULES = ("constant", "warmup_cosine", "step", "plateau")
 @dataclass
 class TrainerConfig:
     device: str = help_field("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
-    max_steps: int | None = help_field(2000, "stop after this many optimizer steps (null: no limit)")
+    max_steps: int | None = help_field(5000, "stop after this many optimizer steps (null: no limit)")
     max_epochs: int | None = help_field(None, "stop after this many epochs (null: no limit)")
     max_time: float | None = help_field(None, "stop after this many seconds of training (null: no limit)")
     optimizer: str = help_field("adam", f"one of {', '.join(OPTIMIZERS)}")
-    lr: float = help_field(1e-3, "peak learning rate")
+    lr: float = help_field(5e-3, "peak learning rate (5e-3 suits the small recurrent nets of the synthetic "
+                                                "tasks; recipes for larger models set their own)")
     weight_decay: float = help_field(0.0, "L2 penalty (decoupled for adamw)")
     momentum: float = help_field(0.9, "momentum for sgd")
     schedule: str = help_field("constant", f"learning-rate schedule: one of {', '.join(SCHEDULES)}")

@@ -143,7 +143,7 @@ class Trainer:
             if float(out.count) == 0:  # nothing to predict in this window: just carry the state
                 continue
             if not torch.isfinite(out.loss):
-                self._bad_loss(float(out.loss))
+                self._bad_loss(float(out.loss.detach()))
                 continue
             (out.loss / self.config.accumulate).backward()
             add_stats(self._since_log, out.stats)

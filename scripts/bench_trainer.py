@@ -1,0 +1,98 @@
+"""Training-step rate of rnnzoo's trainer against a bare PyTorch loop, measured in one run.
+
+Both loops train the same network (same initial weights) on the same batches, drawn from
+the same task generator, with the same optimizer and gradient clipping. The bare loop is
+what one would write by hand: forward, cross-entropy, backward, clip, step. rnnzoo's loop
+is `Trainer._train_batch`, the code `rnnzoo train` runs per batch (task.step, statistics,
+state handling, gradient-norm logging, scheduler, TensorBoard scalars every log_every).
+Rounds alternate between the two so machine noise hits both; we report medians.
+
+    python scripts/bench_trainer.py [--steps 200] [--rounds 5] [overrides...]
+
+Target (issue 2): ratio rnnzoo / bare >= 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import tempfile
+import time
+from itertools import islice
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from rnnzoo.api import build, plain  # noqa: E402
+from rnnzoo.config import config_dir, register_schemas  # noqa: E402
+from rnnzoo.training.logger import RunLogger  # noqa: E402
+from rnnzoo.training.trainer import Trainer  # noqa: E402
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose, initialize_config_dir
+    register_schemas()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return plain(hydra_compose(config_name="train", overrides=overrides))
+
+
+def bare_rate(task, network, batches, lr: float, clip: float) -> float:
+    optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+    start = time.perf_counter()
+    tokens = 0
+    for batch in batches:
+        logits, _ = network(batch.inputs)  # (B, T, V)
+        loss = nn.functional.cross_entropy(logits.transpose(1, 2), batch.targets)
+        loss.backward()
+        nn.utils.clip_grad_norm_(network.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += batch.num_tokens
+    return tokens / (time.perf_counter() - start)
+
+
+def rnnzoo_rate(trainer: Trainer, batches) -> float:
+    start = time.perf_counter()
+    tokens = 0
+    for batch in batches:
+        trainer._train_batch(batch)
+        tokens += batch.num_tokens
+    return tokens / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("overrides", nargs="*", default=[])
+    args = parser.parse_args()
+    config = compose(["task=copy", "trainer.progress=false", *args.overrides])
+    torch.manual_seed(0)
+    task, network, trainer_config = build(config)
+    bare_network = copy.deepcopy(network)
+    config["task"]["batches_per_epoch"] = args.steps
+    task.config.batches_per_epoch = args.steps
+    batches = list(islice(task.train_batches(0), args.steps))
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(task, network, trainer_config, Path(run_dir), config)
+        trainer.logger = RunLogger(Path(run_dir), config)
+        rnnzoo_rate(trainer, batches[:10]), bare_rate(task, bare_network, batches[:10], 1e-3, 1.0)  # warm-up
+        ours, bare = [], []
+        for _ in range(args.rounds):
+            ours.append(rnnzoo_rate(trainer, batches))
+            bare.append(bare_rate(task, bare_network, batches, trainer_config.lr, trainer_config.grad_clip or 1e9))
+        trainer.logger.close()
+    ratio = statistics.median(o / b for o, b in zip(ours, bare))
+    print(f"model={config['model']['name']} task={config['task']['name']} batch={task.config.batch_size} "
+          f"threads={torch.get_num_threads()} steps={args.steps} rounds={args.rounds}")
+    print(f"rnnzoo trainer : {statistics.median(ours):12,.0f} tokens/s")
+    print(f"bare PyTorch   : {statistics.median(bare):12,.0f} tokens/s")
+    print(f"ratio rnnzoo/bare (median of rounds): {ratio:.3f}   target >= 0.95")
+
+
+if __name__ == "__main__":
+    main()

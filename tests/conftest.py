@@ -1,0 +1,45 @@
+"""Shared fixtures: composing configs as the CLI does, tiny training budgets, data paths."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from rnnzoo.config import config_dir, register_schemas
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("RNNZOO_DATA_DIR", ROOT.parent / "shared" / "data"))
+
+# Small and quick: a few steps of a small model on short sequences.
+TINY = ["trainer.max_steps=6", "trainer.eval_every=3", "trainer.log_every=1", "trainer.progress=false",
+        "model.hidden_size=16", "task.batch_size=8", "task.eval_examples=32"]
+TINY_COPY = ["task=copy", *TINY, "task.length=3", "task.delay=2", "task.alphabet=4"]
+TINY_ADDING = ["task=adding", *TINY, "task.length=8"]
+
+torch.set_num_threads(1)  # tests run side by side on small machines
+
+
+def compose_config(overrides: list[str], name: str = "train") -> DictConfig:
+    """The config `rnnzoo train OVERRIDES` would compose."""
+    register_schemas()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`rnnzoo ARGS` in a subprocess, as a user would type it."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "rnnzoo", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def compose_train():
+    return compose_config
