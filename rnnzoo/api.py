@@ -108,7 +108,8 @@ def build(config: dict[str, Any]):
         task = TASKS.get(task_name)(task_config, int(config.get("seed", 0)))
     except ValueError as error:
         raise RnnzooError(f"task '{task_name}': {error}") from None
-    model_config.input_size = task.input_size
+    if hasattr(model_config, "input_size"):  # sequence models read what the task's embedding gives
+        model_config.input_size = task.input_size
     check_compatible(task_name, model_name, model_config)
     if trainer_config.tbptt_steps is not None and "stateful" not in model_traits(model_name, model_config):
         raise IncompatibleError(f"trainer.tbptt_steps needs a model that carries its state across windows; "
