@@ -209,3 +209,22 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch
     with pytest.raises(OSError):
         save_checkpoint({"x": torch.zeros(2)}, path)
     assert torch.equal(load_checkpoint_file(path)["x"], torch.ones(2))
+
+
+def test_gradient_probe_records_dl_dh_without_disturbing_training(tmp_path):
+    config = [*TINY_ADDING, "model.dropout=0.2", "model.num_layers=2"]
+    train(compose_config(config), tmp_path / "plain")
+    train(compose_config([*config, "trainer.grad_probe_every=3"]), tmp_path / "probed")
+    assert history(tmp_path / "probed") == history(tmp_path / "plain")
+    records = [json.loads(line) for line in (tmp_path / "probed" / "grad_probe.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [3, 6]
+    norms = records[0]["norms"]
+    assert len(norms) == 8  # one per time step
+    assert norms[-1] > 0 and norms[0] > 0  # the recurrence carries gradient back to t = 0
+    assert norms[-1] > norms[0]  # ...and it shrinks on the way
+
+
+def test_gradient_probe_needs_a_recurrent_model(tmp_path):
+    from rnnzoo.training.diagnostics import GradientProbe
+    with pytest.raises(RnnzooError, match="needs a recurrent model"):
+        GradientProbe(None, None, tmp_path, torch.nn.Linear(2, 2))

@@ -25,7 +25,8 @@ the sequence: two chunks with the state carried over equal one whole run.
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from contextlib import contextmanager
+from typing import Iterator, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -73,6 +74,7 @@ class RecurrentEncoder(nn.Module):
         self.dropout = dropout
         self.impl = impl
         self.rnn: nn.RNNBase | None = None  # the PyTorch twin, where there is one
+        self._captured: list[Tensor] | None = None  # see capture_hidden_states
 
     @property
     def cell_size(self) -> int:
@@ -168,7 +170,23 @@ class RecurrentEncoder(nn.Module):
                 h = h * keep
             state = new_state
             outputs.append(h)
+            if self._captured is not None and layer == self.num_layers - 1 and direction == 0:
+                h.retain_grad()  # h(t) feeds step t+1, so its grad is the total dL/dh(t)
+                self._captured.append(h)
         return torch.stack(outputs, dim=1), state  # (B, T, cell_size)
+
+    @contextmanager
+    def capture_hidden_states(self) -> Iterator[list[Tensor]]:
+        """Run the reference loop and collect the top layer's h(t), (B, H) each, with grads kept.
+
+        After a backward pass, `h.grad` of the t-th tensor is dL/dh(t) through every path,
+        the recurrence included, which the fused kernels cannot expose.
+        """
+        impl, self.impl, self._captured = self.impl, "reference", []
+        try:
+            yield self._captured
+        finally:
+            self.impl, self._captured = impl, None
 
     # --- state layout ---------------------------------------------------------------
     def _split_state(self, state: State | None, batch: int, like: Tensor) -> list[CellState]:

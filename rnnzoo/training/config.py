@@ -37,6 +37,8 @@ class TrainerConfig:
     deterministic: bool = help_field(False, "use deterministic kernels only (slower)")
     num_threads: int | None = help_field(None, "CPU threads for torch (null: torch's default)")
     progress: bool = help_field(True, "show a tqdm progress bar")
+    grad_probe_every: int | None = help_field(None, "every this many steps, log ||dL/dh(t)|| for each t on a "
+                                                    "fixed validation batch (null: off)")
 
 
 def check_trainer_config(config: TrainerConfig) -> None:
@@ -50,7 +52,7 @@ def check_trainer_config(config: TrainerConfig) -> None:
     for key in positive:
         if getattr(config, key) <= 0:
             raise ValueError(f"trainer.{key} must be positive, got {getattr(config, key)}")
-    for key in ("max_steps", "max_epochs", "tbptt_steps", "max_time", "grad_clip"):
+    for key in ("max_steps", "max_epochs", "tbptt_steps", "max_time", "grad_clip", "grad_probe_every"):
         value = getattr(config, key)
         if value is not None and value <= 0:
             raise ValueError(f"trainer.{key} must be positive or null, got {value}")

@@ -28,6 +28,7 @@ from ..nn.recurrent import RecurrentEncoder, State
 from ..tasks.base import Task, add_stats
 from .checkpoint import load_checkpoint_file, rng_state, save_checkpoint, set_rng_state, unwrap_model
 from .config import TrainerConfig
+from .diagnostics import GradientProbe
 from .logger import RunLogger
 from .optim import build_optimizer, build_scheduler
 
@@ -93,6 +94,7 @@ class Trainer:
         if resume is not None:
             self.resume_from(resume)
         self.logger = RunLogger(self.run_dir, self.run_config)
+        self.probe = self._make_probe()
         started = time.perf_counter()
         bar = tqdm(total=self.config.max_steps, initial=self.progress.step, disable=not self.config.progress,
                    dynamic_ncols=True, desc="train")
@@ -104,6 +106,8 @@ class Trainer:
                     self._train_batch(batch)
                     self.progress.batch_in_epoch += 1
                     bar.update(self.progress.step - steps_before)
+                    if self.probe is not None and self._crossed(steps_before, self.config.grad_probe_every):
+                        self.probe.record(self.network, self.progress.step, self.logger.writer)
                     if self._crossed(steps_before, self.config.eval_every):
                         last_eval_step = self.progress.step
                         if self._evaluate_and_save(bar):
@@ -123,6 +127,12 @@ class Trainer:
         finally:
             bar.close()
             self.logger.close()
+
+    def _make_probe(self) -> GradientProbe | None:
+        if self.config.grad_probe_every is None:
+            return None
+        batch = next(iter(self.task.eval_batches("val"))).to(self.device)
+        return GradientProbe(self.task, batch, self.run_dir, self.network)
 
     def _budget_spent(self, started: float) -> bool:
         c, p = self.config, self.progress
