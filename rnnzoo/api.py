@@ -172,7 +172,7 @@ def evaluate(cfg: DictConfig | dict[str, Any], run_dir: str | Path | None = None
     if split not in ("val", "test"):
         raise RnnzooError(f"split={split!r} is not one of: val, test")
     network, task, _ = _rebuild(load_checkpoint_file(config["checkpoint"]))
-    device = resolve_device(config.get("device", "auto"))
+    device = resolve_device(config.get("trainer", {}).get("device", "auto"))
     metrics = {f"{split}/{k}": v for k, v in task.evaluate(network.to(device), split, device).items()}
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)

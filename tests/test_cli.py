@@ -36,7 +36,7 @@ def test_train_writes_the_run_folder(trained_run):
 
 def test_eval_from_the_checkpoint_alone_matches_training(trained_run, tmp_path):
     run_dir, _ = trained_run
-    result = run_cli("eval", f"checkpoint={run_dir / 'checkpoints' / 'best.pt'}", "split=test", "device=cpu",
+    result = run_cli("eval", f"checkpoint={run_dir / 'checkpoints' / 'best.pt'}", "split=test", "trainer.device=cpu",
                      f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     trained = json.loads((run_dir / "metrics.json").read_text())

@@ -75,7 +75,7 @@ def test_resume_continues_the_same_loss_curve(tmp_path, monkeypatch, extra):
 def test_eval_reproduces_the_final_metrics(tmp_path):
     final = train(compose_config(TINY_COPY), tmp_path / "run")
     metrics = evaluate({"checkpoint": str(tmp_path / "run" / "checkpoints" / "best.pt"), "split": "test",
-                        "device": "cpu"}, tmp_path / "eval")
+                        "trainer": {"device": "cpu"}}, tmp_path / "eval")
     assert metrics == {k: v for k, v in final.items() if k.startswith("test/")}
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == metrics
 
