@@ -29,21 +29,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..nn.recurrent import CellState, RecurrentEncoder
+from ..errors import RnnzooError
+from ..nn.recurrent import CellState, RecurrentConfig, RecurrentEncoder
 from ..registry import MODELS, help_field
 
 
 @dataclass
-class LSTMConfig:
-    input_size: int = help_field(32, "features per input step (the task sets it from its data)")
-    hidden_size: int = help_field(128, "units per layer and direction")
-    num_layers: int = help_field(1, "stacked layers")
-    dropout: float = help_field(0.0, "dropout on the outputs of every layer but the last")
-    bidirectional: bool = help_field(False, "add a right-to-left direction (Schuster & Paliwal 1997)")
+class LSTMConfig(RecurrentConfig):
     forget_bias: float = help_field(1.0, "initial forget-gate bias (1.0 keeps cells open at first)")
     init: str = help_field("default", "bias initialisation: default or chrono (Tallec & Ollivier 2018)")
     chrono_max_lag: int = help_field(100, "T_max of the chrono initialisation")
-    impl: str = help_field("auto", "auto/torch: PyTorch's fused kernel; reference: the equations in Python")
 
 
 @MODELS.register("lstm", config=LSTMConfig)
@@ -53,19 +48,13 @@ class LSTM(RecurrentEncoder):
     state_arity = 2  # (h, s): PyTorch's (h_n, c_n)
 
     def __init__(self, config: LSTMConfig) -> None:
-        super().__init__(config.input_size, config.hidden_size, config.num_layers,
-                         config.bidirectional, config.dropout, config.impl)
+        super().__init__(config)
         if config.init not in ("default", "chrono"):
-            raise ValueError(f"init must be default or chrono, got {config.init!r}")
-        self.config = config
+            raise RnnzooError(f"init must be default or chrono, got {config.init!r}")
         self.rnn = nn.LSTM(config.input_size, config.hidden_size, config.num_layers,
                            batch_first=True, dropout=config.dropout if config.num_layers > 1 else 0.0,
                            bidirectional=config.bidirectional)
         self.reset_gate_biases()
-
-    @classmethod
-    def traits(cls, config: LSTMConfig) -> set[str]:
-        return {"sequence"} if config.bidirectional else {"sequence", "causal", "stateful"}
 
     def reset_gate_biases(self) -> None:
         """Forget-gate (and, for chrono, input-gate) biases; PyTorch's gate order is i, f, g, o."""

@@ -26,11 +26,15 @@ the sequence: two chunks with the state carried over equal one whole run.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ..errors import RnnzooError
+from ..registry import help_field
 
 State = Union[Tensor, tuple[Tensor, ...]]
 CellState = tuple[Tensor, ...]  # one cell's state: (h,) or (h, c), each (B, H)
@@ -51,6 +55,18 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(1, index.unsqueeze(-1).expand_as(x))
 
 
+@dataclass
+class RecurrentConfig:
+    """The options every recurrent family shares; a family's config adds its own."""
+
+    input_size: int = help_field(32, "features per input step (the task sets it from its data)")
+    hidden_size: int = help_field(128, "units per layer and direction")
+    num_layers: int = help_field(1, "stacked layers")
+    dropout: float = help_field(0.0, "dropout on the outputs of every layer but the last")
+    bidirectional: bool = help_field(False, "add a right-to-left direction (Schuster & Paliwal 1997)")
+    impl: str = help_field("auto", "auto/torch: PyTorch's fused kernel; reference: the equations in Python")
+
+
 class RecurrentEncoder(nn.Module):
     """A stack of recurrent layers: (B, T, input_size) -> (B, T, num_directions * hidden_size).
 
@@ -62,19 +78,24 @@ class RecurrentEncoder(nn.Module):
 
     state_arity: int = 1
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int,
-                 bidirectional: bool, dropout: float, impl: str) -> None:
+    def __init__(self, config: RecurrentConfig) -> None:
         super().__init__()
-        if impl not in ("auto", "torch", "reference"):
-            raise ValueError(f"impl must be auto, torch or reference, got {impl!r}")
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.num_directions = 2 if bidirectional else 1
-        self.dropout = dropout
-        self.impl = impl
+        if config.impl not in ("auto", "torch", "reference"):
+            raise RnnzooError(f"impl must be auto, torch or reference, got {config.impl!r}")
+        self.config = config
+        self.input_size = config.input_size
+        self.hidden_size = config.hidden_size
+        self.num_layers = config.num_layers
+        self.num_directions = 2 if config.bidirectional else 1
+        self.dropout = config.dropout
+        self.impl = config.impl
         self.rnn: nn.RNNBase | None = None  # the PyTorch twin, where there is one
         self._captured: list[Tensor] | None = None  # see capture_hidden_states
+
+    @classmethod
+    def traits(cls, config: RecurrentConfig) -> set[str]:
+        """A bidirectional net reads the future: it is neither causal nor able to stream."""
+        return {"sequence"} if config.bidirectional else {"sequence", "causal", "stateful"}
 
     @property
     def cell_size(self) -> int:

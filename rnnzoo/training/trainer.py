@@ -216,7 +216,7 @@ class Trainer:
             self.save("best.pt")
         postfix = dict(getattr(self, "_postfix", {}), **{f"val_{self.task.monitor}": f"{value:.4f}"})
         bar.set_postfix(postfix)
-        log.info("step %d val %s", self.progress.step, _format(metrics))
+        log.info("step %d val %s", self.progress.step, format_metrics(metrics))
         target = self.task.target
         reached = target is not None and (value <= target if self.task.monitor_mode == "min" else value >= target)
         if reached:
@@ -234,7 +234,7 @@ class Trainer:
             final.update({f"{split}/{k}": v for k, v in self.task.evaluate(self.network, split, self.device).items()})
         (self.run_dir / "metrics.json").write_text(json.dumps(final, indent=2) + "\n")
         self.logger.hparams(self.run_config, final)
-        log.info("finished at step %d in %.1fs: %s", self.progress.step, seconds, _format(final))
+        log.info("finished at step %d in %.1fs: %s", self.progress.step, seconds, format_metrics(final))
         return final
 
     def save(self, name: str) -> Path:
@@ -261,6 +261,6 @@ class Trainer:
         log.info("resumed from %s at step %d", path, self.progress.step)
 
 
-def _format(metrics: dict[str, float]) -> str:
+def format_metrics(metrics: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}"
                     for k, v in metrics.items())

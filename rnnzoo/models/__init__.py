@@ -1,0 +1,11 @@
+"""Model families. Importing this package registers every model in `rnnzoo.registry.MODELS`.
+
+Each file is one architecture family, read top to bottom: a config dataclass (typed, with
+help text), the module, and its registration. Models are plain `nn.Module`s that know
+nothing of losses: the task adds embeddings and heads (see `rnnzoo.tasks`).
+"""
+
+from . import lstm  # noqa: F401  (registers "lstm")
+from . import elman, gru, jordan  # noqa: F401  (register "elman", "gru", "jordan")
+from . import hopfield, modern_hopfield  # noqa: F401  (register "hopfield", "modern_hopfield")
+from .traits import model_traits  # noqa: F401

@@ -1,0 +1,270 @@
+"""Speed of the recurrent cells: rnnzoo's models beside PyTorch's own ways of running them.
+
+For every registered recurrent model (a `RecurrentEncoder`: lstm, gru, elman, jordan...) and
+two sizes, measures tokens per second for training (forward + backward) and inference:
+
+* the rnnzoo model as configured by default (`impl="auto"`: PyTorch's fused kernel where the
+  family has a twin, the Python loop otherwise), and `impl="reference"` (the Python loop) for
+  families that have a twin;
+* PyTorch directly: the twin module (`nn.LSTM`...) and the naive `nn.LSTMCell` loop.
+
+Each rnnzoo row is given as a ratio to the faster of the two PyTorch ways (jordan, which has
+no twin, as a ratio to elman instead), and as a fraction of the machine's matmul peak, which
+is measured in the same process: a large square matmul (the peak) and the (B, H) x (H, H)
+matmul of one recurrent step (what a step can hope for).
+
+FLOPs per token, forward: 2 x the weight-matrix entries one step of every cell reads, e.g.
+LSTM 2 * 4H * (I + H) per layer and direction; training counts 3x that (the backward pass
+makes two matmuls of each forward one). Elementwise work is not counted.
+
+Noise: default threads, warm-up calls, each timing long enough to cover timer and scheduler
+jitter, candidates interleaved (every round times each candidate once, in a rotated order),
+and the median over rounds reported.
+
+    python scripts/bench_cells.py                 # the full run, writes docs/bench_cells.md
+    python scripts/bench_cells.py --quick --out - # a few seconds, stdout only
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+import rnnzoo.models  # noqa: E402,F401  (registers the models)
+from rnnzoo.nn.recurrent import RecurrentEncoder  # noqa: E402
+from rnnzoo.registry import MODELS  # noqa: E402
+
+SIZES = [(32, 50, 128), (64, 100, 256)]  # (B, T, H); input size I = H
+CELLS = {nn.LSTM: nn.LSTMCell, nn.GRU: nn.GRUCell, nn.RNN: nn.RNNCell}
+
+
+@dataclass
+class Candidate:
+    label: str
+    family: str
+    kind: str  # "rnnzoo", "torch twin", "torch cell loop", "matmul"
+    flops: float  # per call of `infer` (forward); training counts 3x
+    tokens: int
+    infer: Callable[[], object]
+    train: Callable[[], object] | None = None
+    times: dict[str, list[float]] = field(default_factory=lambda: {"train": [], "infer": []})
+
+    def median(self, mode: str) -> float:
+        return statistics.median(self.times[mode])
+
+    def tokens_per_s(self, mode: str) -> float:
+        return self.tokens / self.median(mode)
+
+    def spread(self) -> float:
+        """Slowest over fastest round, the worse of train and infer: 1.1x is a quiet machine."""
+        return max(max(t) / min(t) for t in self.times.values() if t)
+
+    def gflops(self, mode: str) -> float:
+        return (3 if mode == "train" else 1) * self.flops / self.median(mode) / 1e9
+
+
+# --- what is timed ----------------------------------------------------------------------
+
+def runners(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor):
+    """(train, infer) closures: forward + backward of a sum, and a forward without autograd."""
+    def train() -> None:
+        module.train()
+        module.zero_grad(set_to_none=True)
+        forward(x).sum().backward()
+
+    def infer() -> torch.Tensor:
+        module.eval()
+        with torch.inference_mode():
+            return forward(x)
+
+    return train, infer
+
+
+def cell_loop(cell: nn.Module, lstm: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The naive way: one nn.*Cell call per step, input projection included in each."""
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        h = x.new_zeros(B, cell.hidden_size)
+        state = (h, h) if lstm else h
+        outputs = []
+        for x_t in x.unbind(1):
+            state = cell(x_t, state)
+            outputs.append(state[0] if lstm else state)
+        return torch.stack(outputs, dim=1)  # (B, T, H)
+    return forward
+
+
+def forward_flops(model: nn.Module) -> float:
+    """2 x the weight-matrix entries: each is one multiply-add per token per step."""
+    return 2.0 * sum(p.numel() for p in model.parameters() if p.dim() == 2)
+
+
+def candidates_for(B: int, T: int, H: int) -> list[Candidate]:
+    torch.manual_seed(0)
+    x = torch.randn(B, T, H)  # (B, T, I), I = H
+    tokens = B * T
+    found: list[Candidate] = []
+    for entry in MODELS:
+        if not (isinstance(entry.target, type) and issubclass(entry.target, RecurrentEncoder)):
+            continue
+        fields = {f.name for f in entry.config.__dataclass_fields__.values()}
+        options = {"input_size": H, "hidden_size": H}
+        if "output_size" in fields:  # jordan: O = H/2 gives elman's FLOPs, 2H(I + H)
+            options["output_size"] = H // 2
+        model = entry.target(entry.make_config(options))
+        flops = forward_flops(model) * tokens
+        impls = ["auto", "reference"] if model.rnn is not None else ["auto"]
+        for impl in impls:
+            m = model if impl == "auto" else entry.target(entry.make_config({**options, "impl": impl}))
+            label = f"{entry.name} ({'kernel' if m.rnn is not None and impl == 'auto' else 'loop'})"
+            train, infer = runners(m, lambda v, m=m: m(v)[0], x)
+            found.append(Candidate(label, entry.name, "rnnzoo", flops, tokens, infer, train))
+        if model.rnn is not None:  # PyTorch's own two ways of running the same network
+            twin = copy.deepcopy(model.rnn)
+            train, infer = runners(twin, lambda v, twin=twin: twin(v)[0], x)
+            found.append(Candidate(f"nn.{type(twin).__name__}", entry.name, "torch twin", flops, tokens,
+                                   infer, train))
+            cell_type = CELLS[type(twin)]
+            extra = {"nonlinearity": twin.nonlinearity} if cell_type is nn.RNNCell else {}
+            cell = cell_type(H, H, **extra)
+            forward = cell_loop(cell, lstm=cell_type is nn.LSTMCell)
+            train, infer = runners(cell, forward, x)
+            found.append(Candidate(f"nn.{cell_type.__name__} loop", entry.name, "torch cell loop", flops,
+                                   tokens, infer, train))
+    return found
+
+
+def matmul_candidates(B: int, H: int, peak_n: int) -> list[Candidate]:
+    a, w = torch.randn(B, H), torch.randn(H, H)
+    big_a, big_b = torch.randn(peak_n, peak_n), torch.randn(peak_n, peak_n)
+    steps = 100  # one timed call = 100 step-sized matmuls, as a time loop would issue them
+    def step() -> None:
+        for _ in range(steps):
+            torch.mm(a, w)
+    return [Candidate(f"matmul ({B}x{H}) @ ({H}x{H})", "matmul", "matmul", 2.0 * B * H * H * steps, 0,
+                      step),
+            Candidate(f"matmul {peak_n}^2 (peak)", "matmul", "matmul", 2.0 * peak_n ** 3, 0,
+                      lambda: torch.mm(big_a, big_b))]
+
+
+# --- timing -----------------------------------------------------------------------------
+
+def timed(fn: Callable[[], object], iters: int) -> float:
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    return (time.perf_counter() - start) / iters
+
+
+def measure(candidates: list[Candidate], rounds: int, min_time: float, warmup: int) -> None:
+    """Fill each candidate's times: interleaved rounds, each timing >= min_time seconds."""
+    jobs = [(c, mode, fn) for c in candidates for mode, fn in (("train", c.train), ("infer", c.infer))
+            if fn is not None]
+    iters = {}
+    for c, mode, fn in jobs:
+        for _ in range(warmup):
+            fn()
+        once = timed(fn, 1)
+        iters[c.label, mode] = max(1, math.ceil(min_time / max(once, 1e-6)))
+    for r in range(rounds):
+        shift = r % len(jobs)
+        for c, mode, fn in jobs[shift:] + jobs[:shift]:  # a rotated order every round
+            c.times[mode].append(timed(fn, iters[c.label, mode]))
+
+
+# --- report -----------------------------------------------------------------------------
+
+def table(B: int, T: int, H: int, cands: list[Candidate], peak: float, step_gflops: float) -> str:
+    by_label = {c.label: c for c in cands}
+    best_torch = {}
+    for c in cands:
+        if c.kind.startswith("torch"):
+            for mode in ("train", "infer"):
+                best_torch[c.family, mode] = max(best_torch.get((c.family, mode), 0.0), c.tokens_per_s(mode))
+    lines = [f"### B={B} T={T} H={H} (I={H})", "",
+             f"matmul peak {peak:.1f} GFLOP/s ({by_label_peak(cands)}); one step's "
+             f"({B}x{H}) @ ({H}x{H}) matmul {step_gflops:.1f} GFLOP/s ({step_gflops / peak:.0%} of peak)", "",
+             "| model | way | train tok/s | infer tok/s | train vs best torch | infer vs best torch "
+             "| train GFLOP/s (% peak) | infer GFLOP/s (% peak) | spread |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in cands:
+        if c.kind == "matmul":
+            continue
+        ratios = []
+        for mode in ("train", "infer"):
+            if (c.family, mode) in best_torch:
+                ratios.append(f"{c.tokens_per_s(mode) / best_torch[c.family, mode]:.2f}x")
+            else:  # no twin (jordan): against elman's kernel and elman's loop
+                kernel, loop = by_label.get("elman (kernel)"), by_label.get("elman (loop)")
+                ratios.append(" / ".join(f"{c.tokens_per_s(mode) / e.tokens_per_s(mode):.2f}x {name}"
+                                         for e, name in ((kernel, "elman kernel"), (loop, "elman loop")) if e)
+                              or "n/a")
+        perf = [f"{c.gflops(m):.1f} ({c.gflops(m) / peak:.0%})" for m in ("train", "infer")]
+        lines.append(f"| {c.label} | {c.kind} | {c.tokens_per_s('train'):,.0f} | {c.tokens_per_s('infer'):,.0f} "
+                     f"| {ratios[0]} | {ratios[1]} | {perf[0]} | {perf[1]} | {c.spread():.1f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def by_label_peak(cands: list[Candidate]) -> str:
+    return next(c.label.replace(" (peak)", "") for c in cands if c.label.endswith("(peak)"))
+
+
+def load_average() -> str:
+    try:
+        return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few-second run (small sizes, 1 round)")
+    parser.add_argument("--out", default="docs/bench_cells.md", help="markdown file to write ('-': stdout only)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (median taken)")
+    args = parser.parse_args()
+
+    sizes = [(8, 10, 32)] if args.quick else SIZES
+    rounds = args.rounds or (1 if args.quick else 7)
+    min_time, warmup, peak_n = (0.005, 1, 256) if args.quick else (0.1, 2, 2048)
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    out = ["# Recurrent cells: speed", "",
+           f"`python scripts/bench_cells.py{' --quick' if args.quick else ''}`: torch {torch.__version__}, "
+           f"{torch.get_num_threads()} threads, {cpu}, {platform.python_version()}; median of {rounds} "
+           "interleaved rounds. Tokens/s count B x T per call; 'vs best torch' divides by the faster of "
+           "the twin module and the nn.*Cell loop of the same family (jordan, with no twin: by elman). "
+           "GFLOP/s count the weight matmuls (training 3x forward); spread is the slowest round over the "
+           "fastest (the worse of train and infer), a measure of the noise. Jordan runs with output_size = H/2, "
+           f"which gives it elman's FLOPs. Load average at the start: {load_average()}.", ""]
+    for B, T, H in sizes:
+        cands = candidates_for(B, T, H) + matmul_candidates(B, H, peak_n)
+        measure(cands, rounds, min_time, warmup)
+        peak = cands[-1].gflops("infer")
+        step = cands[-2].gflops("infer")
+        out.append(table(B, T, H, cands, peak, step))
+        print(out[-1], flush=True)
+    text = "\n".join(out)
+    if args.out != "-":
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    print(f"load average at the end: {load_average()} (other processes on these cores make the numbers noisy)")
+
+
+if __name__ == "__main__":
+    main()
