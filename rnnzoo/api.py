@@ -83,9 +83,12 @@ def _typed(config: dict[str, Any]) -> tuple[Any, Any, Any, TrainerConfig]:
     task_config = task_entry.make_config(config["task"], where="task")
     dataset_config = dataset_entry.make_config(config.get("dataset"), where="dataset")
     trainer_config = _trainer_config(config.get("trainer", {}))
-    if dataset_entry.name not in task_entry.target.datasets:
-        raise RnnzooError(f"task '{task_entry.name}' cannot read dataset '{dataset_entry.name}'; "
-                          f"it reads: {', '.join(task_entry.target.datasets)}")
+    reads = task_entry.target.reads
+    if not dataset_entry.traits & reads:
+        fitting = [d.name for d in DATASETS if d.traits & reads]
+        raise RnnzooError(f"task '{task_entry.name}' cannot read dataset '{dataset_entry.name}' "
+                          f"({', '.join(sorted(dataset_entry.traits)) or 'no kind'} data); "
+                          f"datasets it reads: {', '.join(fitting)}")
     return model_config, task_config, dataset_config, trainer_config
 
 

@@ -118,8 +118,9 @@ class Task:
     monitor_mode: ClassVar[str] = "min"
     #: carry the model state from one training batch to the next (parallel text streams)
     streams_state: ClassVar[bool] = False
-    #: data sources this task reads (names in the DATASETS registry)
-    datasets: ClassVar[tuple[str, ...]] = ("synthetic",)
+    #: kinds of data this task reads; a dataset declares its kind as a trait in the DATASETS
+    #: registry ("synthetic", "text", "tagged", "labeled", "parallel")
+    reads: ClassVar[frozenset[str]] = frozenset({"synthetic"})
 
     def __init__(self, config: Any, seed: int) -> None:
         self.config = config

@@ -1,0 +1,125 @@
+"""Associative recall (Hopfield 1982): store random patterns, recall them from corrupted probes.
+
+P patterns ξ^μ of N units, each unit ±1 with probability ½, are stored in the network (the
+load is α = P/N). Every probe is a stored pattern with round(flip_fraction · N) of its units
+flipped (distinct units, chosen at random); the network runs from the probe for at most
+`steps` sweeps (or updates), and its final state s is read out as sign(s): the classic
+network's states are ±1 already; the modern network's state is a convex combination of stored
+patterns, whose sign is the pattern it has retrieved when retrieval succeeded. We report
+
+    exact_recall    fraction of probes whose readout equals their pattern, every unit
+    mean_overlap    m = (1/N) ξ·sign(s), averaged over probes (1: perfect; ~0: unrelated)
+    load            α = P/N
+    probe_overlap   1 - 2 · flips / N, the overlap the probes start from: the baseline
+
+The classic Hebbian network recalls almost every probe at α = 0.05 and loses its patterns
+near α ≈ 0.138 (Amit, Gutfreund & Sompolinsky 1985); see scripts/capacity_sweep.py.
+
+N belongs to this task: the memories take their size from the patterns they store (and a
+loaded checkpoint), so `task.num_units` is the one place to set it. Patterns come from a
+generator seeded by (seed, "train"), the probes of val and test and their update orders from
+generators seeded by (seed, split), so `rnnzoo eval` regenerates exactly what training saw.
+
+The network learns without gradients: `make_trainer` returns the storage trainer of
+`rnnzoo.training.hebbian`, which stores the patterns once and evaluates with `evaluate` below,
+the same function `rnnzoo eval` calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..registry import TASKS, help_field
+from .base import Stats, Task, add_stats, seeded_generator
+from .synthetic import SPLIT_CODES
+
+PROBES, ORDER = 0, 1  # the two generators of a split
+
+
+@dataclass
+class AssociativeConfig:
+    num_units: int = help_field(100, "units N per pattern (the memory takes its size from the patterns)")
+    num_patterns: int = help_field(5, "patterns P to store; the load is P/N")
+    flip_fraction: float = help_field(0.1, "fraction of a probe's units flipped from its pattern")
+    probes: int = help_field(500, "corrupted probes in each of the validation and test sets")
+    steps: int = help_field(20, "most sweeps (classic) or updates (modern) per recall; it stops "
+                                "earlier once the state stops changing")
+
+
+@TASKS.register("associative", config=AssociativeConfig)
+class AssociativeTask(Task):
+    """Store random ±1 patterns; recall them from corrupted probes (exact recall, mean overlap)."""
+
+    requires = frozenset({"associative_memory"})
+    monitor = "exact_recall"
+    monitor_mode = "max"
+
+    def __init__(self, config: AssociativeConfig, seed: int) -> None:
+        c = config
+        if c.num_units < 2 or c.num_patterns < 1 or c.probes < 1 or c.steps < 1:
+            raise ValueError("associative needs num_units >= 2, num_patterns >= 1, probes >= 1 and steps >= 1, "
+                             f"got {c.num_units}, {c.num_patterns}, {c.probes} and {c.steps}")
+        if not 0.0 <= c.flip_fraction <= 0.5:
+            raise ValueError(f"flip_fraction must be in [0, 0.5], got {c.flip_fraction}")
+        super().__init__(config, seed)
+        self.flips = round(c.flip_fraction * c.num_units)
+
+    @property
+    def input_size(self) -> int:
+        """N: a probe is one vector of N features (read only by models that take an input_size)."""
+        return self.config.num_units
+
+    # --- data -----------------------------------------------------------------------
+    def memories(self) -> Tensor:
+        """The P patterns to store, (P, N) of ±1: what "training" on this task means."""
+        c = self.config
+        generator = seeded_generator(self.seed, SPLIT_CODES["train"])
+        return torch.randint(0, 2, (c.num_patterns, c.num_units), generator=generator).float() * 2 - 1
+
+    def probes(self, split: str) -> tuple[Tensor, Tensor]:
+        """(probes, their patterns), both (M, N): every pattern probed in turn, `flips` units flipped."""
+        c = self.config
+        generator = seeded_generator(self.seed, SPLIT_CODES[split], PROBES)
+        targets = self.memories()[torch.arange(c.probes) % c.num_patterns]  # (M, N)
+        flipped = torch.rand(c.probes, c.num_units, generator=generator).argsort(1)[:, :self.flips]  # (M, flips)
+        signs = torch.ones_like(targets).scatter_(1, flipped, -1.0)  # (M, N)
+        return targets * signs, targets
+
+    # --- model ----------------------------------------------------------------------
+    def build_network(self, body: nn.Module) -> nn.Module:
+        """The memory itself: no embedding, no head."""
+        return body
+
+    def make_trainer(self, **kwargs: Any) -> Any:
+        """Storing, not gradient descent: see rnnzoo.training.hebbian."""
+        from ..training.hebbian import HebbianTrainer
+        return HebbianTrainer(task=self, **kwargs)
+
+    # --- evaluation -----------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, network: nn.Module, split: str, device: torch.device) -> dict[str, float]:
+        """Recall every probe of `split` and score the readouts."""
+        if split not in ("val", "test"):
+            raise ValueError(f"split must be val or test, got {split!r}")
+        probes, targets = (t.to(device) for t in self.probes(split))
+        order = seeded_generator(self.seed, SPLIT_CODES[split], ORDER)
+        readout = network.recall(probes, self.config.steps, generator=order).sign()  # (M, N) ±1
+        totals: dict[str, float] = {}
+        add_stats(totals, self.stats(readout, targets))
+        return self.metrics(totals)
+
+    def stats(self, readout: Tensor, targets: Tensor) -> Stats:
+        return {"exact": (readout == targets).all(1).sum(),
+                "overlap_sum": (readout * targets).mean(1).sum(),  # Σ over probes of (1/N) ξ·s
+                "probes": torch.tensor(len(targets))}
+
+    def metrics(self, totals: dict[str, float]) -> dict[str, float]:
+        c = self.config
+        return {"exact_recall": totals["exact"] / totals["probes"],
+                "mean_overlap": totals["overlap_sum"] / totals["probes"],
+                "load": c.num_patterns / c.num_units,
+                "probe_overlap": 1 - 2 * self.flips / c.num_units}

@@ -1,0 +1,84 @@
+"""The trainer of networks that learn without gradients: store once, then evaluate.
+
+A Hopfield network learns by storing its patterns (Hebbian or Storkey outer products in the
+classic network, the patterns themselves in a modern one), so there is no loop, optimizer,
+schedule or learning rate here; of the `trainer.*` options only `device` applies. A task
+whose networks learn this way returns this trainer from `Task.make_trainer` and provides
+`memories()` (what to store) and `evaluate(network, split, device)` (the function
+`rnnzoo eval` runs too, so eval reproduces the run's test metrics).
+
+The run folder is the gradient trainer's: `checkpoints/last.pt` and `best.pt` (the same
+payload keys; optimizer, scheduler and scaler None), `metrics.json` (train/steps,
+train/seconds, val/*, test/*) and `tb/` (val scalars at step 1, the config, hparams).
+Storage is one step, so both checkpoints hold the same network; `resume=` loads the stored
+memory from a checkpoint instead of storing again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..tasks.base import Task
+from .checkpoint import load_checkpoint_file, rng_state, save_checkpoint, unwrap_model
+from .config import TrainerConfig
+from .logger import RunLogger
+from .trainer import format_metrics, resolve_device
+
+log = logging.getLogger("rnnzoo")
+
+STEPS = 1  # storing all the patterns is the one training step
+
+
+class HebbianTrainer:
+    """Stores `task.memories()` in the network, evaluates val and test, writes the run folder."""
+
+    def __init__(self, task: Task, network: nn.Module, config: TrainerConfig, run_dir: Path,
+                 run_config: dict[str, Any]) -> None:
+        self.task, self.config, self.run_dir = task, config, Path(run_dir)
+        self.run_config = run_config
+        self.device = resolve_device(config.device)
+        self.network = network.to(self.device)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+
+    def fit(self, resume: str | Path | None = None) -> dict[str, float]:
+        """Store (or load the stored memory from `resume`), evaluate, save; the final metrics."""
+        logger = RunLogger(self.run_dir, self.run_config)
+        started = time.perf_counter()
+        try:
+            if resume is not None:
+                unwrap_model(self.network).load_state_dict(load_checkpoint_file(resume)["model"])
+                log.info("loaded the stored memory from %s", resume)
+            else:
+                self.network.store(self.task.memories().to(self.device))
+            val = self.task.evaluate(self.network, "val", self.device)
+            logger.scalars({f"val/{k}": v for k, v in val.items()}, STEPS)
+            for name in ("last.pt", "best.pt"):
+                self.save(name, val[self.task.monitor])
+            test = self.task.evaluate(self.network, "test", self.device)
+            seconds = time.perf_counter() - started
+            final: dict[str, float] = {"train/steps": STEPS, "train/seconds": round(seconds, 2)}
+            final.update({f"val/{k}": v for k, v in val.items()})
+            final.update({f"test/{k}": v for k, v in test.items()})
+            (self.run_dir / "metrics.json").write_text(json.dumps(final, indent=2) + "\n")
+            logger.hparams(self.run_config, final)
+            log.info("finished at step %d in %.1fs: %s", STEPS, seconds, format_metrics(final))
+            return final
+        finally:
+            logger.close()
+
+    def save(self, name: str, best: float) -> Path:
+        payload = {
+            "rnnzoo": __version__, "torch": str(torch.__version__), "config": self.run_config,
+            "model": unwrap_model(self.network).state_dict(), "optimizer": None, "scheduler": None,
+            "scaler": None, "step": STEPS, "epoch": 1, "batch_in_epoch": 0, "best_metric": best,
+            "history": [], "task": self.task.state_dict(), "rng": rng_state(), "carry_state": None,
+        }
+        return save_checkpoint(payload, self.checkpoint_dir / name)
