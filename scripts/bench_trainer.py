@@ -5,7 +5,7 @@ the same task generator, with the same optimizer and gradient clipping. The bare
 what one would write by hand: forward, cross-entropy, backward, clip, step. rnnzoo's loop
 is `Trainer._train_batch`, the code `rnnzoo train` runs per batch (task.step, statistics,
 state handling, gradient-norm logging, scheduler, TensorBoard scalars every log_every).
-Rounds alternate between the two so machine noise hits both; we report medians.
+The two alternate batch by batch, so machine noise hits both; we report medians of rounds.
 
     python scripts/bench_trainer.py [--steps 200] [--rounds 5] [overrides...]
 
@@ -40,28 +40,38 @@ def compose(overrides: list[str]):
         return plain(hydra_compose(config_name="train", overrides=overrides))
 
 
-def bare_rate(task, network, batches, lr: float, clip: float) -> float:
-    optimizer = torch.optim.Adam(network.parameters(), lr=lr)
-    start = time.perf_counter()
-    tokens = 0
-    for batch in batches:
-        logits, _ = network(batch.inputs)  # (B, T, V)
+class BareLoop:
+    """What one writes by hand: forward, cross-entropy, backward, clip, step."""
+
+    def __init__(self, network: nn.Module, lr: float, clip: float) -> None:
+        self.network, self.clip = network, clip
+        self.optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+
+    def train_batch(self, batch) -> None:
+        logits, _ = self.network(batch.inputs)  # (B, T, V)
         loss = nn.functional.cross_entropy(logits.transpose(1, 2), batch.targets)
         loss.backward()
-        nn.utils.clip_grad_norm_(network.parameters(), clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        tokens += batch.num_tokens
-    return tokens / (time.perf_counter() - start)
+        nn.utils.clip_grad_norm_(self.network.parameters(), self.clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
 
 
-def rnnzoo_rate(trainer: Trainer, batches) -> float:
+def timed(train_batch, batch) -> float:
     start = time.perf_counter()
-    tokens = 0
-    for batch in batches:
-        trainer._train_batch(batch)
-        tokens += batch.num_tokens
-    return tokens / (time.perf_counter() - start)
+    train_batch(batch)
+    return time.perf_counter() - start
+
+
+def interleaved_rates(ours, bare, batches) -> tuple[float, float]:
+    """Tokens/s of each, alternating batch by batch (and who goes first), so that a slow
+    moment of a shared machine lands on both rather than on whichever ran then."""
+    seconds = {"ours": 0.0, "bare": 0.0}
+    for index, batch in enumerate(batches):
+        order = [("ours", ours), ("bare", bare)] if index % 2 == 0 else [("bare", bare), ("ours", ours)]
+        for name, train_batch in order:
+            seconds[name] += timed(train_batch, batch)
+    tokens = sum(batch.num_tokens for batch in batches)
+    return tokens / seconds["ours"], tokens / seconds["bare"]
 
 
 def main() -> None:
@@ -80,17 +90,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(task, network, trainer_config, Path(run_dir), config)
         trainer.logger = RunLogger(Path(run_dir), config)
-        rnnzoo_rate(trainer, batches[:10]), bare_rate(task, bare_network, batches[:10], 1e-3, 1.0)  # warm-up
-        ours, bare = [], []
-        for _ in range(args.rounds):
-            ours.append(rnnzoo_rate(trainer, batches))
-            bare.append(bare_rate(task, bare_network, batches, trainer_config.lr, trainer_config.grad_clip or 1e9))
+        bare = BareLoop(bare_network, trainer_config.lr, trainer_config.grad_clip or 1e9)
+        interleaved_rates(trainer._train_batch, bare.train_batch, batches[:10])  # warm-up
+        rounds = [interleaved_rates(trainer._train_batch, bare.train_batch, batches) for _ in range(args.rounds)]
         trainer.logger.close()
-    ratio = statistics.median(o / b for o, b in zip(ours, bare))
+    for index, (o, b) in enumerate(rounds):
+        print(f"round {index}: rnnzoo {o:12,.0f}  bare {b:12,.0f}  ratio {o / b:.3f}")
+    ratio = statistics.median(o / b for o, b in rounds)
+    ours, bare_rates = [o for o, _ in rounds], [b for _, b in rounds]
     print(f"model={config['model']['name']} task={config['task']['name']} batch={task.config.batch_size} "
           f"threads={torch.get_num_threads()} steps={args.steps} rounds={args.rounds}")
     print(f"rnnzoo trainer : {statistics.median(ours):12,.0f} tokens/s")
-    print(f"bare PyTorch   : {statistics.median(bare):12,.0f} tokens/s")
+    print(f"bare PyTorch   : {statistics.median(bare_rates):12,.0f} tokens/s")
     print(f"ratio rnnzoo/bare (median of rounds): {ratio:.3f}   target >= 0.95")
 
 

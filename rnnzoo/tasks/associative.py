@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import TASKS, help_field
-from .base import Stats, Task, add_stats, seeded_generator
+from .base import Stats, Task, float_stats, seeded_generator
 from .synthetic import SPLIT_CODES
 
 PROBES, ORDER = 0, 1  # the two generators of a split
@@ -108,9 +108,7 @@ class AssociativeTask(Task):
         probes, targets = (t.to(device) for t in self.probes(split))
         order = seeded_generator(self.seed, SPLIT_CODES[split], ORDER)
         readout = network.recall(probes, self.config.steps, generator=order).sign()  # (M, N) ±1
-        totals: dict[str, float] = {}
-        add_stats(totals, self.stats(readout, targets))
-        return self.metrics(totals)
+        return self.metrics(float_stats(self.stats(readout, targets)))
 
     def stats(self, readout: Tensor, targets: Tensor) -> Stats:
         return {"exact": (readout == targets).all(1).sum(),

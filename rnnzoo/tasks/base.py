@@ -169,7 +169,7 @@ class Task:
             out = self.step(network, batch.to(device), None)
             add_stats(totals, out.stats)
         network.train(was_training)
-        return self.metrics(totals)
+        return self.metrics(float_stats(totals))
 
     def state_dict(self) -> dict[str, Any]:
         """What the task needs to rebuild itself from a checkpoint (vocabularies...)."""
@@ -188,10 +188,31 @@ class Task:
         return Trainer(task=self, **kwargs)
 
 
-def add_stats(totals: dict[str, float], stats: Stats) -> None:
-    """Add a batch's statistics (tensors) into running totals (floats)."""
+def masked_cross_entropy(logits: Tensor, targets: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """(sum of cross-entropy over the targets the mask keeps, how many it keeps).
+
+    logits (B, T, V), targets (B, T), mask (B, T) bool. Masked targets become PyTorch's
+    ignore_index, so the loss stays one fused kernel, backward included.
+    """
+    ignored = targets.masked_fill(~mask, -100)  # (B, T)
+    loss_sum = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ignored.reshape(-1),
+                                           reduction="sum", ignore_index=-100)
+    return loss_sum, mask.sum()
+
+
+def add_stats(totals: dict[str, Any], stats: Stats) -> None:
+    """Add a batch's statistics into running totals.
+
+    Totals stay tensors while they accumulate (no host sync per batch in the training loop);
+    `float_stats` turns them into numbers when someone reads them.
+    """
     for key, value in stats.items():
-        totals[key] = totals.get(key, 0.0) + float(value)
+        value = value.detach() if isinstance(value, Tensor) else value
+        totals[key] = totals[key] + value if key in totals else value
+
+
+def float_stats(totals: dict[str, Any]) -> dict[str, float]:
+    return {key: float(value) for key, value in totals.items()}
 
 
 def seeded_generator(*parts: int) -> torch.Generator:

@@ -17,10 +17,11 @@ class RunLogger:
         text = yaml.safe_dump(run_config, sort_keys=False)
         self.writer.add_text("config", "```yaml\n" + text + "\n```", 0)
 
-    def scalars(self, values: dict[str, float], step: int) -> None:
+    def scalars(self, values: dict[str, float], step: int, flush: bool = False) -> None:
         for key, value in values.items():
             self.writer.add_scalar(key, value, step)
-        self.writer.flush()
+        if flush:  # at evaluations: a live TensorBoard shows progress without a file write per step
+            self.writer.flush()
 
     def hparams(self, run_config: dict[str, Any], final: dict[str, float]) -> None:
         flat = {k: v for k, v in _flatten(run_config).items() if isinstance(v, (int, float, str, bool))}

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..errors import RnnzooError
 from ..nn.recurrent import RecurrentEncoder, State
-from ..tasks.base import Task, add_stats
+from ..tasks.base import Task, add_stats, float_stats
 from .checkpoint import load_checkpoint_file, rng_state, save_checkpoint, set_rng_state, unwrap_model
 from .config import TrainerConfig
 from .diagnostics import GradientProbe
@@ -150,10 +150,11 @@ class Trainer:
         for window in batch.windows(self.config.tbptt_steps):
             out = self.task.step(self.network, window, state)
             state = RecurrentEncoder.detach_state(out.state)
-            if float(out.count) == 0:  # nothing to predict in this window: just carry the state
+            loss_value = float(out.loss.detach())  # the one host sync of the step
+            if loss_value == 0.0 and float(out.count) == 0:  # nothing to predict: just carry the state
                 continue
-            if not torch.isfinite(out.loss):
-                self._bad_loss(float(out.loss.detach()))
+            if not math.isfinite(loss_value):
+                self._bad_loss(loss_value)
                 continue
             (out.loss / self.config.accumulate).backward()
             add_stats(self._since_log, out.stats)
@@ -187,7 +188,7 @@ class Trainer:
             self._log_training()
 
     def _log_training(self) -> None:
-        metrics = self.task.metrics(self._since_log)
+        metrics = self.task.metrics(float_stats(self._since_log))
         now = time.perf_counter()
         rate = self._tokens_since_log / max(now - self._last_log_time, 1e-9)
         scalars = {f"train/{k}": v for k, v in metrics.items()}
@@ -203,7 +204,7 @@ class Trainer:
     def _evaluate_and_save(self, bar: tqdm) -> bool:
         """Evaluate on val, save last/best; True when the task's target is reached."""
         metrics = self.task.evaluate(self.network, "val", self.device)
-        self.logger.scalars({f"val/{k}": v for k, v in metrics.items()}, self.progress.step)
+        self.logger.scalars({f"val/{k}": v for k, v in metrics.items()}, self.progress.step, flush=True)
         value = metrics[self.task.monitor]
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(value if self.task.monitor_mode == "min" else -value)
