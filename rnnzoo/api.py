@@ -55,7 +55,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
 # --- building a run -------------------------------------------------------------------
 def _load_registries() -> None:
-    from . import models, tasks  # noqa: F401
+    from . import data, models, tasks  # noqa: F401
 
 
 def models_fitting(task_name: str) -> list[str]:

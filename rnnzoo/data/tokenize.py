@@ -1,0 +1,150 @@
+"""Tokenizer: text -> tokens -> ids and back, one object for every text task.
+
+    level       tokens                                  decode
+    char        list(text)                              ''.join  (exact round trip)
+    word        text.split()                            ' '.join (exact for single-spaced text)
+    bpe         byte-level BPE pieces (GPT-2's scheme,   exact round trip, any input: every byte
+                Radford et al. 2019; Sennrich et al.      is in the base alphabet, nothing is <unk>
+                2016's merges)
+    wordpiece   BERT's WordPiece pieces (`##` marks a   words re-joined, spaces before
+                word's continuation; Wu et al. 2016)     punctuation removed (lossy on spacing)
+
+Subword tokenizers are trained here, with HuggingFace `tokenizers`, on the texts given (a
+task passes its training split only, so validation text never shapes the vocabulary);
+nothing is downloaded. `vocab` is always a `Vocabulary` with the same specials at the same
+ids (`<pad>`=0, `<unk>`=1, `<bos>`=2, `<eos>`=3, `<mask>`=4), so tasks treat every level
+alike. `state_dict()` is plain data (the HF tokenizer as its JSON string), which a checkpoint
+read with `torch.load(weights_only=True)` can hold.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from .vocab import BOS, EOS, MASK, PAD, SPECIALS, Vocabulary
+
+LEVELS = ("char", "word", "bpe", "wordpiece")
+SUBWORD_LEVELS = ("bpe", "wordpiece")
+BYTES = 256  # byte-level BPE's base alphabet
+FRAMING = (PAD, BOS, EOS, MASK)  # what decode leaves out by default; <unk> is content and stays
+
+
+class Tokenizer:
+    """Splits text into tokens of one level and maps them to the ids of `vocab`."""
+
+    def __init__(self, level: str, vocab: Vocabulary, subword: Any = None) -> None:
+        _check_level(level)
+        if (subword is None) != (level not in SUBWORD_LEVELS):
+            raise ValueError(f"level {level!r} {'needs' if subword is None else 'takes no'} subword model")
+        self.level = level
+        self.vocab = vocab
+        self._subword = subword  # a tokenizers.Tokenizer for bpe/wordpiece
+
+    @classmethod
+    def train(cls, level: str, texts: list[str], vocab_size: int = 8000, min_freq: int = 1,
+              max_size: int | None = None) -> "Tokenizer":
+        """A tokenizer whose vocabulary comes from `texts` (give it the training split only).
+
+        char/word: every token seen at least `min_freq` times, at most `max_size` besides the
+        specials (`Vocabulary.build`). bpe/wordpiece: about `vocab_size` entries including the
+        specials (fewer when the texts run out of merges; bpe needs more than 256 bytes + 5
+        specials), capped by `max_size` + specials if given; `min_freq` is the trainer's
+        minimum frequency of a merge.
+        """
+        _check_level(level)
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of strings (a single str would be read character by character)")
+        if level == "char":
+            return cls(level, Vocabulary.build((list(text) for text in texts), min_freq, max_size))
+        if level == "word":
+            return cls(level, Vocabulary.build((text.split() for text in texts), min_freq, max_size))
+        if max_size is not None:
+            vocab_size = min(vocab_size, max_size + len(SPECIALS))
+        if level == "bpe" and vocab_size <= BYTES + len(SPECIALS):
+            raise ValueError(f"byte-level BPE starts from {BYTES} bytes and {len(SPECIALS)} specials: vocab_size "
+                             f"must exceed {BYTES + len(SPECIALS)} to leave room for merges, got {vocab_size}")
+        subword = _train_subword(level, texts, vocab_size, min_freq)
+        return cls(level, _mirror(subword), subword)
+
+    def tokenize(self, text: str) -> list[str]:
+        if self.level == "char":
+            return list(text)
+        if self.level == "word":
+            return text.split()
+        return self._subword.encode(text).tokens
+
+    def encode(self, text: str) -> list[int]:
+        if self._subword is not None:
+            return self._subword.encode(text).ids
+        return self.vocab.encode(self.tokenize(text))
+
+    def decode(self, ids: Iterable[int], skip_specials: bool = True) -> str:
+        """The text of `ids`. `skip_specials` leaves out <pad>, <bos>, <eos> and <mask>;
+        <unk> is written as "<unk>" (it stands for real text)."""
+        ids = [int(i) for i in ids]
+        if skip_specials:
+            framing = {self.vocab.stoi[s] for s in FRAMING if s in self.vocab.specials}
+            ids = [i for i in ids if i not in framing]
+        tokens = self.vocab.decode(ids)  # checks the range, which HF's decode would not
+        if self.level == "char":
+            return "".join(tokens)
+        if self.level == "word":
+            return " ".join(tokens)
+        return self._subword.decode(ids, skip_special_tokens=False)
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def __repr__(self) -> str:
+        return f"Tokenizer({self.level!r}, {len(self.vocab)} tokens)"
+
+    def state_dict(self) -> dict[str, Any]:
+        if self._subword is not None:
+            return {"level": self.level, "subword": self._subword.to_str()}
+        return {"level": self.level, "vocab": self.vocab.state_dict()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> "Tokenizer":
+        level = state["level"]
+        if level in SUBWORD_LEVELS:
+            from tokenizers import Tokenizer as HFTokenizer
+            subword = HFTokenizer.from_str(state["subword"])
+            return cls(level, _mirror(subword), subword)
+        return cls(level, Vocabulary.from_state_dict(state["vocab"]))
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise ValueError(f"tokenizer level must be one of {', '.join(LEVELS)}, got {level!r}")
+
+
+def _train_subword(level: str, texts: list[str], vocab_size: int, min_freq: int) -> Any:
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    options = dict(vocab_size=vocab_size, min_frequency=min_freq, special_tokens=list(SPECIALS),
+                   show_progress=False)
+    if level == "bpe":
+        # GPT-2's byte-level BPE: the 256 byte symbols are the base alphabet, so any text
+        # encodes without <unk> and decodes back byte for byte (spaces and newlines included).
+        subword = HFTokenizer(models.BPE())
+        subword.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        subword.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **options)
+    else:
+        # BERT's WordPiece, cased: split on whitespace and punctuation, `##` continues a word.
+        subword = HFTokenizer(models.WordPiece(unk_token=SPECIALS[1]))
+        subword.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        subword.decoder = decoders.WordPiece(prefix="##")
+        trainer = trainers.WordPieceTrainer(continuing_subword_prefix="##", **options)
+    subword.train_from_iterator(texts, trainer)
+    return subword
+
+
+def _mirror(subword: Any) -> Vocabulary:
+    """The HF tokenizer's pieces as a Vocabulary, checking the specials hold ids 0..4."""
+    pieces = sorted(subword.get_vocab(with_added_tokens=True).items(), key=lambda item: item[1])
+    if [index for _, index in pieces] != list(range(len(pieces))) or \
+            [piece for piece, _ in pieces[:len(SPECIALS)]] != list(SPECIALS):
+        raise ValueError(f"subword tokenizer's ids are not {list(SPECIALS)} then 5, 6, ...: not one rnnzoo trained")
+    return Vocabulary([piece for piece, _ in pieces], SPECIALS)
