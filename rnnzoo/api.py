@@ -11,7 +11,7 @@ import json
 import logging
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -102,15 +102,21 @@ def _trainer_config(values: dict[str, Any]) -> TrainerConfig:
     return config
 
 
-def build(config: dict[str, Any]):
-    """(task, network, trainer_config) from a plain run config; nothing trained yet."""
+def build(config: dict[str, Any], task_state: dict[str, Any] | None = None):
+    """(task, network, trainer_config) from a plain run config; nothing trained yet.
+
+    `task_state` (from a checkpoint) gives the task its vocabularies before the model is
+    sized from them, so nothing is re-read from the training data.
+    """
     _load_registries()
     model_config, task_config, _dataset_config, trainer_config = _typed(config)
     model_name, task_name = config["model"]["name"], config["task"]["name"]
     try:
-        task = TASKS.get(task_name)(task_config, int(config.get("seed", 0)))
+        task = TASKS.get(task_name)(task_config, int(config.get("seed", 0)), dict(config.get("dataset") or {}))
     except ValueError as error:
         raise RnnzooError(f"task '{task_name}': {error}") from None
+    if task_state:
+        task.load_state_dict(task_state)
     if hasattr(model_config, "input_size"):  # sequence models read what the task's embedding gives
         model_config.input_size = task.input_size
     check_compatible(task_name, model_name, model_config)
@@ -126,8 +132,7 @@ def build(config: dict[str, Any]):
 
 def _rebuild(payload: dict[str, Any]):
     config = payload["config"]
-    task, network, _ = build(config)
-    task.load_state_dict(payload.get("task", {}))
+    task, network, _ = build(config, payload.get("task") or {})
     network.load_state_dict(payload["model"])
     return network.eval(), task, config
 
@@ -166,18 +171,46 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, fl
 
 def evaluate(cfg: DictConfig | dict[str, Any], run_dir: str | Path | None = None) -> dict[str, float]:
     """Evaluate `cfg.checkpoint` on `cfg.split`, rebuilt from the checkpoint alone."""
-    from .training.trainer import resolve_device
-
     config = plain(cfg)
-    if config.get("checkpoint") in (None, "", "???"):
-        raise RnnzooError("eval needs checkpoint=PATH (a run's checkpoints/best.pt or last.pt)")
     split = config.get("split", "test")
     if split not in ("val", "test"):
         raise RnnzooError(f"split={split!r} is not one of: val, test")
-    network, task, _ = _rebuild(load_checkpoint_file(config["checkpoint"]))
-    device = resolve_device(config.get("trainer", {}).get("device", "auto"))
-    metrics = {f"{split}/{k}": v for k, v in task.evaluate(network.to(device), split, device).items()}
+    network, task, device = _load_for_inference(config, "eval")
+    metrics = {f"{split}/{k}": v for k, v in task.evaluate(network, split, device).items()}
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _load_for_inference(config: dict[str, Any], verb: str):
+    """(network on its device, task, device) from `checkpoint=` and `trainer.device=`."""
+    from .training.trainer import resolve_device
+
+    if config.get("checkpoint") in (None, "", "???"):
+        raise RnnzooError(f"{verb} needs checkpoint=PATH (a run's checkpoints/best.pt or last.pt)")
+    network, task, _ = _rebuild(load_checkpoint_file(config["checkpoint"]))
+    device = resolve_device(config.get("trainer", {}).get("device", "auto"))
+    return network.to(device), task, device
+
+
+def predict(cfg: DictConfig | dict[str, Any], lines: Iterable[str]) -> Iterator[str]:
+    """One output line per input line (tags, labels...), from `cfg.checkpoint`."""
+    network, task, device = _load_for_inference(plain(cfg), "predict")
+    with torch.no_grad():
+        yield from task.predict(network, (line.rstrip("\n") for line in lines), device)
+
+
+def sample(cfg: DictConfig | dict[str, Any]) -> Iterator[str]:
+    """Text continuing `cfg.prompt`, piece by piece, from `cfg.checkpoint`."""
+    config = plain(cfg)
+    network, task, device = _load_for_inference(config, "sample")
+    if config.get("max_new_tokens", 1) < 1 or config.get("temperature", 1.0) <= 0:
+        raise RnnzooError("sample needs max_new_tokens >= 1 and temperature > 0")
+    top_p = config.get("top_p")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise RnnzooError(f"top_p must be in (0, 1], got {top_p}")
+    generator = torch.Generator(device=device).manual_seed(int(config.get("seed", 0)))
+    with torch.no_grad():
+        yield from task.sample(network, config.get("prompt") or "", int(config.get("max_new_tokens", 200)), device,
+                               generator, float(config.get("temperature", 1.0)), config.get("top_k"), top_p)

@@ -2,6 +2,8 @@
 
     rnnzoo train [overrides]                    train; `model=`, `task=`, `trainer.*`, `--multirun`...
     rnnzoo eval checkpoint=PATH [split=test]    evaluate a checkpoint, rebuilt from the file alone
+    rnnzoo predict checkpoint=PATH [input=FILE] one output line per input line (stdin by default)
+    rnnzoo sample checkpoint=PATH prompt=...    stream generated text
     rnnzoo list [model=NAME | task=NAME]        models, tasks, datasets, which fits which; options
 
 The verb is taken off argv and the rest goes to `hydra.main` untouched, so every Hydra
@@ -26,13 +28,15 @@ USAGE = """usage: rnnzoo VERB [OVERRIDES...]
 verbs:
   train   train a model on a task        rnnzoo train model=lstm task=copy trainer.max_steps=500
   eval    evaluate a saved checkpoint    rnnzoo eval checkpoint=outputs/.../checkpoints/best.pt split=test
+  predict tags/labels/answers per line   rnnzoo predict checkpoint=PATH input=lines.txt   (or stdin)
+  sample  stream generated text          rnnzoo sample checkpoint=PATH prompt="ROMEO:" max_new_tokens=500
   list    what can be trained            rnnzoo list   |   rnnzoo list model=lstm (its options)
 
 Overrides are Hydra's: key=value, group=choice, --multirun a=1,2, --cfg job, hydra.run.dir=DIR.
 `rnnzoo VERB --help` shows the config groups and the composed config of that verb.
 """
 
-VERBS = {"train": "train", "eval": "eval"}
+VERBS = {"train": "train", "eval": "eval", "predict": "predict", "sample": "sample"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,7 +84,7 @@ def _run_hydra(verb: str, overrides: list[str]) -> None:
 
     from .config import config_dir
 
-    job = _guarded(_train_job if verb == "train" else _eval_job)
+    job = _guarded({"train": _train_job, "eval": _eval_job, "predict": _predict_job, "sample": _sample_job}[verb])
     sys.argv = [f"rnnzoo {verb}", *overrides]
     hydra.main(config_path=str(config_dir()), config_name=VERBS[verb], version_base="1.3")(job)()
 
@@ -120,6 +124,29 @@ def _eval_job(cfg: DictConfig) -> None:
 
     metrics = evaluate(cfg, _output_dir())
     print(_table(metrics))
+
+
+def _predict_job(cfg: DictConfig) -> None:
+    from .api import predict
+
+    source = cfg.get("input")
+    if source in (None, "", "-"):
+        lines = sys.stdin
+    else:
+        try:
+            lines = open(source, encoding="utf-8")
+        except OSError as error:
+            raise RnnzooError(f"input={source}: {error.strerror}") from None
+    for output in predict(cfg, lines):
+        print(output, flush=True)
+
+
+def _sample_job(cfg: DictConfig) -> None:
+    from .api import sample
+
+    for piece in sample(cfg):
+        print(piece, end="", flush=True)
+    print()
 
 
 def _table(metrics: dict[str, float]) -> str:

@@ -34,10 +34,10 @@ class AddingTask(SyntheticTask):
     monitor = "mse"
     monitor_mode = "min"
 
-    def __init__(self, config: AddingConfig, seed: int) -> None:
+    def __init__(self, config: AddingConfig, seed: int, dataset: dict | None = None) -> None:
         if config.length < 2:
             raise ValueError(f"adding needs length >= 2, got length={config.length}")
-        super().__init__(config, seed)
+        super().__init__(config, seed, dataset)
 
     @property
     def input_size(self) -> int:

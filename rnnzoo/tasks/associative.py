@@ -58,14 +58,14 @@ class AssociativeTask(Task):
     monitor = "exact_recall"
     monitor_mode = "max"
 
-    def __init__(self, config: AssociativeConfig, seed: int) -> None:
+    def __init__(self, config: AssociativeConfig, seed: int, dataset: dict | None = None) -> None:
         c = config
         if c.num_units < 2 or c.num_patterns < 1 or c.probes < 1 or c.steps < 1:
             raise ValueError("associative needs num_units >= 2, num_patterns >= 1, probes >= 1 and steps >= 1, "
                              f"got {c.num_units}, {c.num_patterns}, {c.probes} and {c.steps}")
         if not 0.0 <= c.flip_fraction <= 0.5:
             raise ValueError(f"flip_fraction must be in [0, 0.5], got {c.flip_fraction}")
-        super().__init__(config, seed)
+        super().__init__(config, seed, dataset)
         self.flips = round(c.flip_fraction * c.num_units)
 
     @property

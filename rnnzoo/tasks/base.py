@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
+from ..errors import RnnzooError
 from ..nn.recurrent import State
 
 Stats = dict[str, Tensor]
@@ -122,9 +123,16 @@ class Task:
     #: registry ("synthetic", "text", "tagged", "labeled", "parallel")
     reads: ClassVar[frozenset[str]] = frozenset({"synthetic"})
 
-    def __init__(self, config: Any, seed: int) -> None:
+    def __init__(self, config: Any, seed: int, dataset: dict[str, Any] | None = None) -> None:
+        """config: this task's typed config; dataset: the run's `dataset` section (a plain dict
+        with its registry `name`), which tasks reading files pass to `rnnzoo.data.open_dataset`.
+
+        Construction must stay cheap and must not read data: a task rebuilt from a checkpoint
+        gets its vocabularies from `load_state_dict`, on a machine that may lack the data.
+        """
         self.config = config
         self.seed = seed
+        self.dataset_config = dataset or {"name": "synthetic"}
 
     # --- data -----------------------------------------------------------------------
     @property
@@ -177,6 +185,17 @@ class Task:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
+
+    # --- inference from text (rnnzoo predict / rnnzoo sample) -------------------------
+    def predict(self, network: nn.Module, lines: Iterable[str], device: torch.device) -> Iterator[str]:
+        """One output line (tags, a label...) per input line: what `rnnzoo predict` prints."""
+        raise RnnzooError(f"task '{type(self).__name__}' does not predict from text lines")
+
+    def sample(self, network: nn.Module, prompt: str, max_new_tokens: int, device: torch.device,
+               generator: torch.Generator, temperature: float = 1.0, top_k: int | None = None,
+               top_p: float | None = None) -> Iterator[str]:
+        """Text pieces continuing `prompt`, yielded as they are drawn: what `rnnzoo sample` streams."""
+        raise RnnzooError(f"task '{type(self).__name__}' does not generate text; sampling needs task=generation")
 
     def make_trainer(self, **kwargs: Any) -> Any:
         """The object that fits a network to this task: the gradient trainer by default.

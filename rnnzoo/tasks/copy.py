@@ -43,11 +43,11 @@ class CopyTask(SyntheticTask):
     monitor = "recall_accuracy"
     monitor_mode = "max"
 
-    def __init__(self, config: CopyConfig, seed: int) -> None:
+    def __init__(self, config: CopyConfig, seed: int, dataset: dict | None = None) -> None:
         if config.length < 1 or config.delay < 1 or config.alphabet < 2:
             raise ValueError("copy needs length >= 1, delay >= 1 and alphabet >= 2, got "
                              f"length={config.length}, delay={config.delay}, alphabet={config.alphabet}")
-        super().__init__(config, seed)
+        super().__init__(config, seed, dataset)
         self.blank, self.delimiter = 0, config.alphabet + 1
         self.vocab_size = config.alphabet + 2
 
