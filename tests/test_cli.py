@@ -104,3 +104,34 @@ def test_eval_of_a_file_that_is_not_a_checkpoint(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")
     assert "is not a readable checkpoint" in one_line_error(run_cli("eval", f"checkpoint={junk}"))
+
+
+def test_predict_copies_symbols_from_stdin_and_files(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    checkpoint = f"checkpoint={run_dir / 'checkpoints' / 'best.pt'}"
+    lines = tmp_path / "lines.txt"
+    lines.write_text("1 2 3\n4 4 1\n")
+    from_file = run_cli("predict", checkpoint, f"input={lines}")
+    assert from_file.returncode == 0, from_file.stderr
+    outputs = from_file.stdout.splitlines()
+    assert len(outputs) == 2 and all(len(o.split()) == 3 for o in outputs)
+    assert all(1 <= int(s) <= 4 or int(s) in (0, 5) for o in outputs for s in o.split())
+    import subprocess, sys, os
+    piped = subprocess.run([sys.executable, "-m", "rnnzoo", "predict", checkpoint], input="1 2 3\n",
+                           capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert piped.returncode == 0 and piped.stdout.splitlines() == outputs[:1]
+
+
+def test_predict_rejects_a_bad_line_naming_it(trained_run):
+    run_dir, _ = trained_run
+    import subprocess, sys, os
+    result = subprocess.run([sys.executable, "-m", "rnnzoo", "predict", f"checkpoint={run_dir / 'checkpoints' / 'best.pt'}"],
+                            input="1 2 3\n9 9\n", capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert "input line 2: expected 3 symbols from 1 to 4" in one_line_error(result)
+
+
+def test_sample_needs_a_generation_task(trained_run):
+    run_dir, _ = trained_run
+    result = run_cli("sample", f"checkpoint={run_dir / 'checkpoints' / 'best.pt'}", "prompt=x")
+    assert "does not generate text" in one_line_error(result)

@@ -228,3 +228,13 @@ def test_gradient_probe_needs_a_recurrent_model(tmp_path):
     from rnnzoo.training.diagnostics import GradientProbe
     with pytest.raises(RnnzooError, match="needs a recurrent model"):
         GradientProbe(None, None, tmp_path, torch.nn.Linear(2, 2))
+
+
+def test_adding_predicts_the_sum_of_marked_numbers(tmp_path):
+    from rnnzoo.api import predict
+    train(compose_config(TINY_ADDING), tmp_path)
+    config = {"checkpoint": str(tmp_path / "checkpoints" / "best.pt"), "trainer": {"device": "cpu"}}
+    outputs = list(predict(config, ["0.1 0.5* 0.2 0.3 0.9 0.4* 0.1 0.2"]))
+    assert len(outputs) == 1 and float(outputs[0]) == pytest.approx(float(outputs[0]))
+    with pytest.raises(RnnzooError, match="input line 1: expected numbers with exactly two marked"):
+        list(predict(config, ["0.1 0.2 0.3"]))

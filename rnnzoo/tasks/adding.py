@@ -9,10 +9,12 @@ scores the variance of that sum, 2 * (1/12) = 1/6: the baseline MSE beside ours.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import torch
 from torch import nn
 
+from ..errors import RnnzooError
 from ..nn.layers import ScalarHead
 from ..registry import TASKS, help_field
 from .base import StepOutput, TaskNetwork
@@ -70,6 +72,25 @@ class AddingTask(SyntheticTask):
         stats = {"squared_error": squared.detach(), "count": count}
         return StepOutput(squared / count.clamp(min=1), count, stats, state)
 
+    def predict(self, network: nn.Module, lines: Iterable[str], device: torch.device) -> Iterator[str]:
+        """A line of numbers, the two to add marked with '*' (`0.2 0.7* 0.1 0.4*`) -> their sum."""
+        for number, line in enumerate(lines, 1):
+            inputs = _parse_marked(line, number)  # (1, T, 2)
+            predictions, _ = network(inputs.to(device))  # (1, T)
+            yield f"{float(predictions[0, -1]):.4f}"
+
     def metrics(self, totals: dict[str, float]) -> dict[str, float]:
         mse = totals["squared_error"] / max(totals["count"], 1)
         return {"mse": mse, "baseline_mse": BASELINE_MSE, "baseline_ratio": BASELINE_MSE / max(mse, 1e-12)}
+
+
+def _parse_marked(line: str, number: int) -> torch.Tensor:
+    words = line.split()
+    try:
+        values = [float(word.rstrip("*")) for word in words]
+    except ValueError:
+        values = []
+    markers = [1.0 if word.endswith("*") else 0.0 for word in words]
+    if not values or sum(markers) != 2:
+        raise RnnzooError(f"input line {number}: expected numbers with exactly two marked by '*', got {line!r}")
+    return torch.tensor([values, markers]).T.unsqueeze(0)  # (1, T, 2)

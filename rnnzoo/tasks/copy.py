@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
 
+from ..errors import RnnzooError
 from ..nn.layers import OneHot
 from ..registry import TASKS, help_field
 from .base import StepOutput, TaskNetwork, masked_cross_entropy
@@ -88,9 +90,30 @@ class CopyTask(SyntheticTask):
                           "sequence_correct": correct.all(1).sum(), "sequences": torch.tensor(len(correct))})
         return StepOutput(loss_sum / count.clamp(min=1), count, stats, state)
 
+    def predict(self, network: nn.Module, lines: Iterable[str], device: torch.device) -> Iterator[str]:
+        """A line of `length` symbols (1..alphabet, space-separated) -> the symbols recalled."""
+        c = self.config
+        for number, line in enumerate(lines, 1):
+            symbols = _parse_symbols(line, number, c.length, c.alphabet)
+            inputs = torch.zeros(1, self.steps, dtype=torch.long)  # (1, T)
+            inputs[0, :c.length] = torch.tensor(symbols)
+            inputs[0, c.length + c.delay - 1] = self.delimiter
+            logits, _ = network(inputs.to(device))  # (1, T, V)
+            yield " ".join(str(int(i)) for i in logits[0, -c.length:].argmax(-1))
+
     def metrics(self, totals: dict[str, float]) -> dict[str, float]:
         metrics = {"loss": totals["loss_sum"] / max(totals["count"], 1), "baseline_loss": self.baseline_loss}
         if "recall_count" in totals:
             metrics["recall_accuracy"] = totals["recall_correct"] / max(totals["recall_count"], 1)
             metrics["sequence_accuracy"] = totals["sequence_correct"] / max(totals["sequences"], 1)
         return metrics
+
+
+def _parse_symbols(line: str, number: int, length: int, alphabet: int) -> list[int]:
+    try:
+        symbols = [int(word) for word in line.split()]
+    except ValueError:
+        symbols = []
+    if len(symbols) != length or not all(1 <= s <= alphabet for s in symbols):
+        raise RnnzooError(f"input line {number}: expected {length} symbols from 1 to {alphabet}, got {line!r}")
+    return symbols
