@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -235,6 +236,6 @@ def test_adding_predicts_the_sum_of_marked_numbers(tmp_path):
     train(compose_config(TINY_ADDING), tmp_path)
     config = {"checkpoint": str(tmp_path / "checkpoints" / "best.pt"), "trainer": {"device": "cpu"}}
     outputs = list(predict(config, ["0.1 0.5* 0.2 0.3 0.9 0.4* 0.1 0.2"]))
-    assert len(outputs) == 1 and float(outputs[0]) == pytest.approx(float(outputs[0]))
+    assert len(outputs) == 1 and math.isfinite(float(outputs[0]))  # a number, one per line
     with pytest.raises(RnnzooError, match="input line 1: expected numbers with exactly two marked"):
         list(predict(config, ["0.1 0.2 0.3"]))
