@@ -179,6 +179,9 @@ class Task:
         network.train(was_training)
         return self.metrics(float_stats(totals))
 
+    def on_evaluation(self, network: nn.Module, step: int, writer: Any) -> None:
+        """Called by the trainer after each validation (e.g. to log text samples); a no-op here."""
+
     def state_dict(self) -> dict[str, Any]:
         """What the task needs to rebuild itself from a checkpoint (vocabularies...)."""
         return {}

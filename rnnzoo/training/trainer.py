@@ -205,6 +205,7 @@ class Trainer:
         """Evaluate on val, save last/best; True when the task's target is reached."""
         metrics = self.task.evaluate(self.network, "val", self.device)
         self.logger.scalars({f"val/{k}": v for k, v in metrics.items()}, self.progress.step, flush=True)
+        self.task.on_evaluation(self.network, self.progress.step, self.logger.writer)
         value = metrics[self.task.monitor]
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(value if self.task.monitor_mode == "min" else -value)
