@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nn.recurrent import CellState, RecurrentConfig, RecurrentEncoder
-from ..registry import MODELS, help_field
+from ..registry import MODELS
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..errors import RnnzooError
 from ..nn.layers import OneHot

@@ -20,33 +20,21 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
-from torch import nn
 
 from .. import __version__
-from ..tasks.base import Task
 from .checkpoint import load_checkpoint_file, rng_state, save_checkpoint, unwrap_model
-from .config import TrainerConfig
 from .logger import RunLogger
-from .trainer import format_metrics, resolve_device
+from .trainer import RunTrainer, format_metrics
 
 log = logging.getLogger("rnnzoo")
 
 STEPS = 1  # storing all the patterns is the one training step
 
 
-class HebbianTrainer:
+class HebbianTrainer(RunTrainer):
     """Stores `task.memories()` in the network, evaluates val and test, writes the run folder."""
-
-    def __init__(self, task: Task, network: nn.Module, config: TrainerConfig, run_dir: Path,
-                 run_config: dict[str, Any]) -> None:
-        self.task, self.config, self.run_dir = task, config, Path(run_dir)
-        self.run_config = run_config
-        self.device = resolve_device(config.device)
-        self.network = network.to(self.device)
-        self.checkpoint_dir = self.run_dir / "checkpoints"
 
     def fit(self, resume: str | Path | None = None) -> dict[str, float]:
         """Store (or load the stored memory from `resume`), evaluate, save; the final metrics."""

@@ -68,8 +68,8 @@ class Progress:
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss)
 
 
-class Trainer:
-    """Fits a task's network with gradients; see the module docstring for the loop."""
+class RunTrainer:
+    """What every trainer holds: the task, the network on its device, the run folder."""
 
     def __init__(self, task: Task, network: nn.Module, config: TrainerConfig, run_dir: Path,
                  run_config: dict[str, Any]) -> None:
@@ -77,11 +77,19 @@ class Trainer:
         self.run_config = run_config
         self.device = resolve_device(config.device)
         self.network = network.to(self.device)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+
+
+class Trainer(RunTrainer):
+    """Fits a task's network with gradients; see the module docstring for the loop."""
+
+    def __init__(self, task: Task, network: nn.Module, config: TrainerConfig, run_dir: Path,
+                 run_config: dict[str, Any]) -> None:
+        super().__init__(task, network, config, run_dir, run_config)
         self.optimizer = build_optimizer(network.parameters(), config)
         self.scheduler = build_scheduler(self.optimizer, config)
         self.progress = Progress()
         self.carry: State | None = None  # state carried across batches (streaming tasks)
-        self.checkpoint_dir = self.run_dir / "checkpoints"
         self._window_count = 0
         self._since_log: dict[str, float] = {}
         self._tokens_since_log = 0
