@@ -1,0 +1,259 @@
+"""Sequence tagging: one label per token (POS tags, chunks, named entities).
+
+The network is the BiLSTM tagger of Huang et al. (2015), "Bidirectional LSTM-CRF Models for
+Sequence Tagging", with any sequence encoder in the middle:
+
+    words (B, T) -> embeddings [+ character CNN features, Ma & Hovy 2016] -> encoder
+                 -> dropout -> linear -> emission scores (B, T, K)
+                 -> softmax per token (cross-entropy), or a linear-chain CRF (`task.crf=true`,
+                    trained on the sentence log-likelihood, decoded by Viterbi)
+
+Metrics: token accuracy; and when every tag is O or B-/I-/E-/S-X (IOB, BIO, IOBES), chunk
+precision, recall and F1 computed as `seqeval` (and conlleval) compute them: a chunk is right
+when its type, start and end all are. Then F1 picks the best checkpoint.
+
+Vocabularies (words, characters, tags) come from the training split and travel in the
+checkpoint, so `rnnzoo predict` needs no data. Tags belong to whitespace words; with a subword
+tokenizer (`task.tokenizer=bpe|wordpiece`) the encoder reads the pieces and each word is tagged
+from the features of its first piece (Devlin et al. 2019's recipe for BERT's NER).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from ..data import TaggedSentence, Tokenizer, Vocabulary, pad_sequences
+from ..nn.crf import CRF
+from ..registry import TASKS, help_field
+from .base import StepOutput, masked_cross_entropy
+from .text import CharCNN, TextBatch, TextConfig, TextEmbedding, TextTask, pad_batch, pad_chars
+
+CHUNK_TAG = re.compile(r"^[BIES]-.+$")
+CHAR_SPECIALS = ("<pad>", "<unk>")
+
+
+@dataclass
+class TaggingConfig(TextConfig):
+    crf: bool = help_field(False, "a CRF output layer with Viterbi decoding (Huang et al. 2015)")
+    char_dim: int = help_field(0, "character embedding width for per-word character CNN features (0: none)")
+    char_filters: int = help_field(30, "character CNN filters: features each word gets from its spelling")
+    char_width: int = help_field(3, "character CNN window")
+    max_word_chars: int = help_field(20, "characters of a word the character CNN reads")
+
+
+class Tagger(nn.Module):
+    """embedding -> encoder -> dropout -> linear emission scores, with an optional CRF on top."""
+
+    def __init__(self, embed: TextEmbedding, body: nn.Module, num_tags: int, dropout: float, crf: bool) -> None:
+        super().__init__()
+        self.embed = embed
+        self.body = body
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(body.output_size, num_tags)
+        self.crf = CRF(num_tags) if crf else None
+
+    def forward(self, batch: TextBatch) -> Tensor:
+        """Emission scores (B, W, K) of a padded batch's words; the encoder packs on `batch.lengths`."""
+        features, _ = self.body(self.embed(batch), batch.lengths)  # (B, T, H)
+        if batch.starts is not None:  # subwords: each word's first piece speaks for it
+            index = batch.starts.unsqueeze(-1).expand(-1, -1, features.shape[-1])  # (B, W, H)
+            features = features.gather(1, index)  # (B, W, H)
+        return self.head(self.dropout(features))  # (B, W, K)
+
+    def decode(self, emissions: Tensor, mask: Tensor) -> Tensor:
+        """Best tags (B, T): Viterbi with a CRF, else the argmax of each token."""
+        return self.crf.decode(emissions, mask) if self.crf is not None else emissions.argmax(-1)
+
+
+@TASKS.register("tagging", config=TaggingConfig)
+class TaggingTask(TextTask):
+    """One tag per word, over any sequence encoder (bidirectional welcome)."""
+
+    reads = frozenset({"tagged"})
+    monitor_mode = "max"
+
+    def __init__(self, config: TaggingConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
+        if config.tokenizer not in ("word", "bpe", "wordpiece"):
+            raise ValueError(f"tagging labels whitespace words: task.tokenizer must be word, bpe or wordpiece, "
+                             f"got {config.tokenizer!r}")
+        if config.tokenizer != "word" and config.char_dim > 0:
+            raise ValueError("character features describe whole words: use task.char_dim=0 with subwords")
+        super().__init__(config, seed, dataset)
+        self.tags: Vocabulary | None = None
+        self.chars: Vocabulary | None = None
+
+    @property
+    def monitor(self) -> str:  # type: ignore[override]
+        return "f1" if self.chunked else "accuracy"
+
+    @property
+    def chunked(self) -> bool:
+        """Whether the tags are chunk tags (O, B-X, I-X...), for which chunk F1 is reported."""
+        self.ensure_vocab()
+        return all(tag == "O" or CHUNK_TAG.match(tag) for tag in self.tags.itos)
+
+    # --- vocabularies ---------------------------------------------------------------------
+    def build_vocab(self, examples: list[TaggedSentence]) -> None:
+        c = self.config
+        if c.tokenizer == "word":
+            self.tokenizer = Tokenizer("word", Vocabulary.build(
+                ([self.normalize(w) for w in s.tokens] for s in examples), c.min_freq, c.max_vocab))
+        else:
+            self.tokenizer = self.train_tokenizer([" ".join(map(self.normalize, s.tokens)) for s in examples])
+        self.tags = Vocabulary.build((s.tags for s in examples), specials=())
+        if c.char_dim > 0:
+            self.chars = Vocabulary.build((list(w) for s in examples for w in s.tokens), specials=CHAR_SPECIALS)
+
+    def state_dict(self) -> dict[str, Any]:
+        self.ensure_vocab()
+        state = {"tokenizer": self.tokenizer.state_dict(), "tags": self.tags.state_dict()}
+        if self.chars is not None:
+            state["chars"] = self.chars.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tokenizer = Tokenizer.from_state_dict(state["tokenizer"])
+        self.tags = Vocabulary.from_state_dict(state["tags"])
+        self.chars = Vocabulary.from_state_dict(state["chars"]) if "chars" in state else None
+
+    # --- data -------------------------------------------------------------------------------
+    def encode(self, sentence: TaggedSentence) -> tuple[list[int], list[int], list | None, list[int] | None]:
+        """(token ids, tag ids, char ids per word, first-piece position per word or None).
+
+        A tag unseen in training gets -1 (never right)."""
+        tags = [self.tags.stoi.get(tag, -1) for tag in sentence.tags]
+        words = [self.normalize(w) for w in sentence.tokens]
+        if self.tokenizer.level != "word":
+            ids, starts = self.pieces(words)
+            return ids, tags, None, starts
+        chars = [self.chars.encode(w) for w in sentence.tokens] if self.chars is not None else None
+        return self.tokenizer.vocab.encode(words), tags, chars, None
+
+    def pieces(self, words: list[str]) -> tuple[list[int], list[int]]:
+        """Subword ids of a sentence, and where each word's first piece is."""
+        ids, starts = [], []
+        for i, word in enumerate(words):
+            starts.append(len(ids))
+            # byte-level BPE marks a word after a space (Ġ) as in its training text
+            ids += self.tokenizer.encode(word if i == 0 else " " + word) or [self.tokenizer.vocab.unk_id]
+        return ids, starts
+
+    def collate(self, items: list) -> TextBatch:
+        ids, tags, chars, starts = zip(*items)
+        targets, words = pad_sequences(tags, 0)  # (B, W); pads are masked out
+        batch = pad_batch(ids, targets)
+        if self.chars is not None:
+            batch.chars = pad_chars(chars, self.config.max_word_chars)
+        if self.tokenizer.level != "word":
+            batch.starts, _ = pad_sequences(starts, 0)  # (B, W)
+            batch.mask = torch.arange(batch.starts.shape[1]) < words.unsqueeze(1)  # (B, W)
+        return batch
+
+    # --- model ------------------------------------------------------------------------------
+    @property
+    def input_size(self) -> int:
+        c = self.config
+        self.ensure_vocab()
+        return c.embedding_dim + (c.char_filters if self.chars is not None else 0)
+
+    def build_network(self, body: nn.Module) -> Tagger:
+        c = self.config
+        self.ensure_vocab()
+        chars = None if self.chars is None else CharCNN(len(self.chars), c.char_dim, c.char_filters, c.char_width)
+        embed = TextEmbedding(len(self.tokenizer.vocab), c.embedding_dim, c.dropout, chars)
+        return Tagger(embed, body, len(self.tags), c.dropout, c.crf)
+
+    def step(self, network: Tagger, batch: TextBatch, state=None) -> StepOutput:
+        emissions = network(batch)  # (B, T, K)
+        known = batch.mask & (batch.targets >= 0)  # (B, T) tokens whose gold tag the model can output
+        if network.crf is not None:
+            # the sentence log-likelihood; an unseen gold tag (eval only) is scored as tag 0
+            loss_sum = -network.crf.log_likelihood(emissions, batch.targets.clamp(min=0), batch.mask).sum()
+            count = batch.mask.sum()
+        else:
+            loss_sum, count = masked_cross_entropy(emissions, batch.targets, known)
+        stats = {"loss_sum": loss_sum.detach(), "count": count}
+        if not network.training:
+            stats.update(self.prediction_stats(network.decode(emissions, batch.mask), batch))
+        return StepOutput(loss_sum / count.clamp(min=1), count, stats)
+
+    def prediction_stats(self, predicted: Tensor, batch: TextBatch) -> dict[str, Tensor]:
+        """Summed token and chunk counts of predicted tags (B, T) against the batch's gold tags."""
+        correct = (predicted == batch.targets) & batch.mask
+        stats = {"correct": correct.sum(), "tokens": batch.mask.sum()}
+        if self.chunked:
+            found = guessed = gold = 0
+            for p, g, n in zip(predicted.tolist(), batch.targets.tolist(), batch.mask.sum(1).tolist()):
+                p_chunks, g_chunks = set(chunks(self.tag_names(p[:n]))), set(chunks(self.tag_names(g[:n])))
+                found, guessed, gold = found + len(p_chunks & g_chunks), guessed + len(p_chunks), gold + len(g_chunks)
+            stats.update({"chunks_correct": torch.tensor(found), "chunks_predicted": torch.tensor(guessed),
+                          "chunks_gold": torch.tensor(gold)})
+        return stats
+
+    def tag_names(self, ids: list[int]) -> list[str]:
+        """Tag strings of ids; an unseen gold tag (-1) reads as O."""
+        return [self.tags.itos[i] if i >= 0 else "O" for i in ids]
+
+    def metrics(self, totals: dict[str, float]) -> dict[str, float]:
+        metrics = {"loss": totals["loss_sum"] / max(totals["count"], 1)}
+        if "tokens" in totals:
+            metrics["accuracy"] = totals["correct"] / max(totals["tokens"], 1)
+        if "chunks_gold" in totals:
+            metrics.update(chunk_scores(totals["chunks_correct"], totals["chunks_predicted"], totals["chunks_gold"]))
+        return metrics
+
+    # --- rnnzoo predict ---------------------------------------------------------------------
+    def predict(self, network: Tagger, lines: Iterable[str], device: torch.device) -> Iterator[str]:
+        """Whitespace-tokenized sentences in, their tags out, space-separated."""
+        network.eval()
+
+        def tag(batch_lines: list[str]) -> list[str]:
+            sentences = [TaggedSentence(line.split(), []) for line in batch_lines]
+            items = [self.encode(s) for s in sentences]
+            batch = self.collate([(ids, [0] * len(s.tokens), ch, st)
+                                  for s, (ids, _, ch, st) in zip(sentences, items)]).to(device)
+            predicted = network.decode(network(batch), batch.mask).tolist()
+            return [" ".join(self.tag_names(p[:n])) for p, n in zip(predicted, batch.mask.sum(1).tolist())]
+
+        yield from self.predict_lines(lines, tag)
+
+
+# --- chunks, as seqeval (default mode) and conlleval find them ------------------------------------
+def chunks(tags: list[str]) -> list[tuple[str, int, int]]:
+    """(type, first, last) of each chunk in a tag sequence; seqeval's `get_entities` rules.
+
+    A chunk starts at B-/S-, at an I-/E- after O or after a chunk that ended, or where the type
+    changes; it ends before O, B-, S-, after E-/S-, or where the type changes.
+    """
+    found, prev_tag, prev_type, begin = [], "O", "", 0
+    for i, tag in enumerate([*tags, "O"]):
+        kind, chunk_type = tag[0], tag[1:].split("-", maxsplit=1)[-1] or "_"
+        if _ends(prev_tag, kind, prev_type, chunk_type):
+            found.append((prev_type, begin, i - 1))
+        if _starts(prev_tag, kind, prev_type, chunk_type):
+            begin = i
+        prev_tag, prev_type = kind, chunk_type
+    return found
+
+
+def _ends(prev: str, tag: str, prev_type: str, chunk_type: str) -> bool:
+    return (prev in "ES" or (prev in "BI" and tag in "BSO")
+            or (prev not in "O." and prev_type != chunk_type))
+
+
+def _starts(prev: str, tag: str, prev_type: str, chunk_type: str) -> bool:
+    return (tag in "BS" or (prev in "ESO" and tag in "EI")
+            or (tag not in "O." and prev_type != chunk_type))
+
+
+def chunk_scores(correct: float, predicted: float, gold: float) -> dict[str, float]:
+    """Micro precision, recall and F1 over chunks (0 where undefined, as seqeval)."""
+    precision = correct / predicted if predicted else 0.0
+    recall = correct / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}

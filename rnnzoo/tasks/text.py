@@ -1,0 +1,255 @@
+"""What the text tasks share: a padded batch, vocabularies from the training split, bucketing.
+
+    TextBatch        padded token ids with their real lengths (recurrent models pack on them)
+    TextConfig       the options every text task takes (batch size, embeddings, vocabulary)
+    TextTask         reads splits lazily through `rnnzoo.data.open_dataset`, builds its tokenizer
+                     from the training split only (subclasses keep it in `state_dict` as plain
+                     data), and cuts examples into length-bucketed batches
+    TextEmbedding    word embeddings [+ CharCNN per-word character features] -> dropout
+    pad_batch, pad_chars, masked_mean, masked_max   padding helpers; pads never count
+
+A task subclass says how an example becomes (token ids, target) and what its network is; the
+batching, vocabularies and the line-by-line `predict` plumbing live here, so tagging,
+classification and generation read their data the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Tokenizer, bucket_batches, open_dataset, pad_sequences
+from ..errors import RnnzooError
+from ..registry import help_field
+from .base import Task, seeded_generator
+
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass
+class TextBatch:
+    """Right-padded sentences, batch first.
+
+    inputs: (B, T) token ids, 0 at pads; targets: (B, T) per-token ids or (B,) one per
+    sentence; mask: (B, T) bool, the real tokens; lengths: (B,) real lengths, kept on the CPU
+    for `pack_padded_sequence`; chars: (B, T, C) character ids of each word, or None.
+
+    Subword tagging labels words, not pieces: then `starts` (B, W) holds the position of each
+    word's first piece (0 at pads), and targets and mask are (B, W), one per word.
+    """
+
+    inputs: Tensor
+    targets: Tensor
+    mask: Tensor
+    lengths: Tensor
+    chars: Tensor | None = None
+    starts: Tensor | None = None
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> "TextBatch":
+        moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name, value in moved.items():
+            if isinstance(value, Tensor) and name != "lengths":
+                moved[name] = value.to(device, non_blocking=non_blocking)
+        return type(self)(**moved)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+    def windows(self, size: int | None) -> list["TextBatch"]:
+        """Sentences train whole: truncated BPTT has nothing to cut here."""
+        if size is not None and size < self.inputs.shape[1]:
+            raise RnnzooError("text tasks train on whole sentences: set trainer.tbptt_steps=null")
+        return [self]
+
+    def pin_memory(self) -> "TextBatch":
+        return type(self)(**{f.name: _pin(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
+
+def _pin(value: Any) -> Any:
+    return value.pin_memory() if isinstance(value, Tensor) else value
+
+
+@dataclass
+class TextConfig:
+    batch_size: int = help_field(32, "sentences per training batch (bucketed by length)")
+    eval_batch_size: int = help_field(256, "sentences per evaluation batch")
+    tokenizer: str = help_field("word", "token level: word (whitespace), char, bpe or wordpiece (trained on "
+                                        "the training split)")
+    vocab_size: int = help_field(8000, "subword vocabulary size for bpe/wordpiece")
+    min_freq: int = help_field(1, "words seen fewer times in the training split become <unk>")
+    max_vocab: int | None = help_field(None, "keep at most this many words besides the specials (null: all)")
+    lowercase: bool = help_field(False, "lower-case words before looking them up")
+    embedding_dim: int = help_field(100, "width of the task's word embeddings (the model's input_size)")
+    dropout: float = help_field(0.5, "dropout on the embeddings and on the features before the head")
+    target: float | None = help_field(None, "stop when the monitored validation metric reaches this (null: never)")
+
+
+class TextTask(Task):
+    """A task reading a file dataset; subclasses write `encode`, `collate` and the network."""
+
+    def __init__(self, config: TextConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
+        super().__init__(config, seed, dataset)
+        if config.batch_size < 1 or config.eval_batch_size < 1:
+            raise ValueError("batch_size and eval_batch_size must be >= 1")
+        self._splits: dict[str, list] = {}
+        self._encoded: dict[str, list] = {}
+        self._eval_batches: dict[str, list[TextBatch]] = {}
+        self.tokenizer: Tokenizer | None = None
+
+    # --- data -------------------------------------------------------------------------
+    def load(self, split: str) -> list:
+        """The examples of a split, read once (the dataset's readers name file and line on errors)."""
+        if split not in self._splits:
+            self._splits[split] = open_dataset(self.dataset_config).load(split)
+            if not self._splits[split]:
+                raise RnnzooError(f"dataset {self.dataset_config.get('name')}: the {split} split is empty")
+        return self._splits[split]
+
+    def normalize(self, word: str) -> str:
+        return word.lower() if self.config.lowercase else word
+
+    def train_tokenizer(self, texts: list[str]) -> Tokenizer:
+        """The task's tokenizer, trained on (normalized) training texts only."""
+        c = self.config
+        try:
+            return Tokenizer.train(c.tokenizer, texts, vocab_size=c.vocab_size, min_freq=c.min_freq,
+                                   max_size=c.max_vocab)
+        except ValueError as error:
+            raise RnnzooError(f"task.tokenizer={c.tokenizer}: {error}") from None
+
+    def ensure_vocab(self) -> None:
+        """Build the vocabularies from the training split unless a checkpoint gave them."""
+        if self.tokenizer is None:
+            self.build_vocab(self.load("train"))
+
+    def build_vocab(self, examples: list) -> None:
+        raise NotImplementedError
+
+    def encode(self, example: Any) -> Any:
+        """One example as what `collate` takes (ids and targets)."""
+        raise NotImplementedError
+
+    def collate(self, items: list) -> TextBatch:
+        raise NotImplementedError
+
+    def item_length(self, item: Any) -> int:
+        return len(item[0])
+
+    def encoded(self, split: str) -> list:
+        if split not in self._encoded:
+            self.ensure_vocab()
+            self._encoded[split] = [self.encode(example) for example in self.load(split)]
+        return self._encoded[split]
+
+    def train_batches(self, epoch: int, start: int = 0) -> Iterator[TextBatch]:
+        items = self.encoded("train")
+        generator = seeded_generator(self.seed, SPLIT_CODES["train"], epoch)
+        order = bucket_batches([self.item_length(i) for i in items], self.config.batch_size, True, generator)
+        for indices in order[start:]:
+            yield self.collate([items[i] for i in indices])
+
+    def eval_batches(self, split: str) -> list[TextBatch]:
+        if split not in ("val", "test"):
+            raise ValueError(f"split must be val or test, got {split!r}")
+        if split not in self._eval_batches:  # fixed batches, collated once
+            items = self.encoded(split)
+            order = bucket_batches([self.item_length(i) for i in items], self.config.eval_batch_size, False)
+            self._eval_batches[split] = [self.collate([items[i] for i in indices]) for indices in order]
+        return self._eval_batches[split]
+
+    # --- prediction from lines ----------------------------------------------------------
+    def predict_lines(self, lines: Iterable[str], predict_batch: Callable[[list[str]], list[str]]
+                      ) -> Iterator[str]:
+        """Answers in input order, computed `eval_batch_size` lines at a time (empty lines -> "")."""
+        pending: list[str] = []
+        for line in lines:
+            pending.append(line)
+            if len(pending) == self.config.eval_batch_size:
+                yield from _answer(pending, predict_batch)
+                pending = []
+        if pending:
+            yield from _answer(pending, predict_batch)
+
+
+def _answer(lines: list[str], predict_batch: Callable[[list[str]], list[str]]) -> list[str]:
+    answers = [""] * len(lines)
+    real = [i for i, line in enumerate(lines) if line.split()]
+    if real:
+        for i, answer in zip(real, predict_batch([lines[i] for i in real])):
+            answers[i] = answer
+    return answers
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], targets: Tensor) -> TextBatch:
+    """A TextBatch from id sequences (pad id 0) and already-built targets."""
+    inputs, lengths = pad_sequences(sequences, 0)  # (B, T), (B,)
+    mask = torch.arange(inputs.shape[1]) < lengths.unsqueeze(1)  # (B, T)
+    return TextBatch(inputs, targets, mask, lengths)
+
+
+def pad_chars(words: Sequence[Sequence[Sequence[int]]], max_len: int = 20) -> Tensor:
+    """(B, T, C) character ids of each word, 0 at pads; words longer than max_len are cut."""
+    B, T = len(words), max(len(sentence) for sentence in words)
+    C = max(1, min(max_len, max((len(w) for sentence in words for w in sentence), default=1)))
+    chars = torch.zeros(B, T, C, dtype=torch.long)
+    for b, sentence in enumerate(words):
+        for t, word in enumerate(sentence):
+            word = word[:C]
+            chars[b, t, :len(word)] = torch.as_tensor(word, dtype=torch.long)
+    return chars
+
+
+def masked_mean(features: Tensor, mask: Tensor) -> Tensor:
+    """(B, T, H), (B, T) -> (B, H): the mean over real steps."""
+    weights = mask.unsqueeze(-1).to(features.dtype)  # (B, T, 1)
+    return (features * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
+def masked_max(features: Tensor, mask: Tensor) -> Tensor:
+    """(B, T, H), (B, T) -> (B, H): the max over real steps."""
+    return features.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
+
+
+# --- embeddings ------------------------------------------------------------------------------
+class CharCNN(nn.Module):
+    """Character features of each word: embed, convolve, max over the word's characters.
+
+    Ma & Hovy (2016)'s character CNN (also Chiu & Nichols 2016): (B, T, C) char ids ->
+    (B, T, filters), so that unseen words still get features from their spelling.
+    """
+
+    def __init__(self, num_chars: int, char_dim: int, filters: int, width: int = 3) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(num_chars, char_dim, padding_idx=0)
+        self.conv = nn.Conv1d(char_dim, filters, width, padding=width // 2)
+        self.output_size = filters
+
+    def forward(self, chars: Tensor) -> Tensor:
+        B, T, C = chars.shape
+        x = self.embed(chars.reshape(B * T, C)).transpose(1, 2)  # (B*T, D, C)
+        h = self.conv(x)[..., :C]  # (B*T, F, C)
+        real = (chars.reshape(B * T, 1, C) != 0)  # (B*T, 1, C)
+        h = h.masked_fill(~real, float("-inf")).amax(2)  # (B*T, F)
+        return h.masked_fill(~real.any(2), 0.0).reshape(B, T, -1)  # (B, T, F); pads -> 0
+
+
+class TextEmbedding(nn.Module):
+    """Word embeddings, optionally concatenated with character features, then dropout."""
+
+    def __init__(self, vocab_size: int, dim: int, dropout: float, chars: CharCNN | None = None) -> None:
+        super().__init__()
+        self.words = nn.Embedding(vocab_size, dim, padding_idx=0)
+        self.chars = chars
+        self.dropout = nn.Dropout(dropout)
+        self.output_size = dim + (chars.output_size if chars is not None else 0)
+
+    def forward(self, batch: TextBatch) -> Tensor:
+        x = self.words(batch.inputs)  # (B, T, D)
+        if self.chars is not None:
+            x = torch.cat([x, self.chars(batch.chars)], dim=-1)  # (B, T, D + F)
+        return self.dropout(x)
