@@ -117,8 +117,9 @@ def build(config: dict[str, Any], task_state: dict[str, Any] | None = None):
         raise RnnzooError(f"task '{task_name}': {error}") from None
     if task_state:
         task.load_state_dict(task_state)
-    if hasattr(model_config, "input_size"):  # sequence models read what the task's embedding gives
-        model_config.input_size = task.input_size
+    for field, size in task.model_sizes().items():  # input width, vocabulary sizes: the data decides
+        if hasattr(model_config, field):
+            setattr(model_config, field, size)
     check_compatible(task_name, model_name, model_config)
     if trainer_config.tbptt_steps is not None and "stateful" not in model_traits(model_name, model_config):
         raise IncompatibleError(f"trainer.tbptt_steps needs a model that carries its state across windows; "
@@ -199,6 +200,29 @@ def predict(cfg: DictConfig | dict[str, Any], lines: Iterable[str]) -> Iterator[
     network, task, device = _load_for_inference(plain(cfg), "predict")
     with torch.no_grad():
         yield from task.predict(network, (line.rstrip("\n") for line in lines), device)
+
+
+def translate(cfg: DictConfig | dict[str, Any], lines: Iterable[str]) -> Iterator[str]:
+    """A translation per source line from `cfg.checkpoint` (beam_size, length_penalty and
+    alignment from `cfg`, the checkpoint's task settings where null)."""
+    config = plain(cfg)
+    network, task, device = _load_for_inference(config, "translate")
+    if not hasattr(task, "translate"):
+        raise RnnzooError(f"checkpoint {config['checkpoint']} is a '{config_name(task)}' run; translate needs "
+                          "task=translation (rnnzoo predict serves the other tasks)")
+    beam = config.get("beam_size")
+    if beam is not None and int(beam) < 1:
+        raise RnnzooError(f"beam_size must be >= 1, got {beam}")
+    if config.get("length_penalty") is not None:
+        task.config.length_penalty = float(config["length_penalty"])
+    with torch.no_grad():
+        yield from task.translate(network, (line.rstrip("\n") for line in lines), device,
+                                  None if beam is None else int(beam), bool(config.get("alignment", False)))
+
+
+def config_name(task: Any) -> str:
+    from .registry import TASKS
+    return next((e.name for e in TASKS if e.target is type(task)), type(task).__name__)
 
 
 def sample(cfg: DictConfig | dict[str, Any]) -> Iterator[str]:

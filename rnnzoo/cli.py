@@ -4,6 +4,7 @@
     rnnzoo eval checkpoint=PATH [split=test]    evaluate a checkpoint, rebuilt from the file alone
     rnnzoo predict checkpoint=PATH [input=FILE] one output line per input line (stdin by default)
     rnnzoo sample checkpoint=PATH prompt=...    stream generated text
+    rnnzoo translate checkpoint=PATH [input=FILE] [beam_size=5] [alignment=true]
     rnnzoo list [model=NAME | task=NAME]        models, tasks, datasets, which fits which; options
 
 The verb is taken off argv and the rest goes to `hydra.main` untouched, so every Hydra
@@ -30,13 +31,14 @@ verbs:
   eval    evaluate a saved checkpoint    rnnzoo eval checkpoint=outputs/.../checkpoints/best.pt split=test
   predict tags/labels/answers per line   rnnzoo predict checkpoint=PATH input=lines.txt   (or stdin)
   sample  stream generated text          rnnzoo sample checkpoint=PATH prompt="ROMEO:" max_new_tokens=500
+  translate  translate lines             rnnzoo translate checkpoint=PATH input=source.txt beam_size=5 [alignment=true]
   list    what can be trained            rnnzoo list   |   rnnzoo list model=lstm (its options)
 
 Overrides are Hydra's: key=value, group=choice, --multirun a=1,2, --cfg job, hydra.run.dir=DIR.
 `rnnzoo VERB --help` shows the config groups and the composed config of that verb.
 """
 
-VERBS = {"train": "train", "eval": "eval", "predict": "predict", "sample": "sample"}
+VERBS = {"train": "train", "eval": "eval", "predict": "predict", "sample": "sample", "translate": "translate"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,7 +86,8 @@ def _run_hydra(verb: str, overrides: list[str]) -> None:
 
     from .config import config_dir
 
-    job = _guarded({"train": _train_job, "eval": _eval_job, "predict": _predict_job, "sample": _sample_job}[verb])
+    job = _guarded({"train": _train_job, "eval": _eval_job, "predict": _predict_job, "sample": _sample_job,
+                    "translate": _translate_job}[verb])
     sys.argv = [f"rnnzoo {verb}", *overrides]
     hydra.main(config_path=str(config_dir()), config_name=VERBS[verb], version_base="1.3")(job)()
 
@@ -126,18 +129,27 @@ def _eval_job(cfg: DictConfig) -> None:
     print(_table(metrics))
 
 
+def _input_lines(cfg: DictConfig):
+    source = cfg.get("input")
+    if source in (None, "", "-"):
+        return sys.stdin
+    try:
+        return open(source, encoding="utf-8")
+    except OSError as error:
+        raise RnnzooError(f"input={source}: {error.strerror}") from None
+
+
 def _predict_job(cfg: DictConfig) -> None:
     from .api import predict
 
-    source = cfg.get("input")
-    if source in (None, "", "-"):
-        lines = sys.stdin
-    else:
-        try:
-            lines = open(source, encoding="utf-8")
-        except OSError as error:
-            raise RnnzooError(f"input={source}: {error.strerror}") from None
-    for output in predict(cfg, lines):
+    for output in predict(cfg, _input_lines(cfg)):
+        print(output, flush=True)
+
+
+def _translate_job(cfg: DictConfig) -> None:
+    from .api import translate
+
+    for output in translate(cfg, _input_lines(cfg)):
         print(output, flush=True)
 
 

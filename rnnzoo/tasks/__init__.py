@@ -5,3 +5,4 @@ from . import associative  # noqa: F401  (registers "associative")
 from . import classification, tagging  # noqa: F401  (registers "classification", "tagging")
 from . import generation  # noqa: F401  (registers "generation")
 from .base import SequenceBatch, StepOutput, Task, TaskNetwork  # noqa: F401
+from . import translation  # noqa: F401,E402  (registers "translation")

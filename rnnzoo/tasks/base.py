@@ -148,6 +148,11 @@ class Task:
         """The fixed batches of a split ("val" or "test")."""
         raise NotImplementedError
 
+    def model_sizes(self) -> dict[str, int]:
+        """Model config fields this task's data decides (the input width; vocabulary sizes for
+        encoder-decoders), set before the model is built wherever its config has them."""
+        return {"input_size": self.input_size}
+
     @property
     def target(self) -> float | None:
         """Stop training once the monitored validation metric reaches this value."""

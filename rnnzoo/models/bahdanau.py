@@ -1,0 +1,105 @@
+"""RNNsearch: the encoder-decoder with attention (Bahdanau, Cho & Bengio 2015, "Neural
+Machine Translation by Jointly Learning to Align and Translate").
+
+A fixed-length context vector must squeeze the whole source into one vector; RNNsearch
+instead keeps every encoder state h_j = [h_forward(j); h_backward(j)] (a bidirectional
+encoder, so h_j knows the words on both sides of j) and lets each decoder step choose where
+to look:
+
+    e(t, j) = a(s(t-1), h_j)                      alignment model (a score)
+    α(t, j) = exp e(t, j) / Σ_k exp e(t, k)       over the real source words only (pads get 0)
+    c(t)    = Σ_j α(t, j) h_j                     a context vector per target word
+    s(t)    = g([E y(t-1); c(t)], s(t-1))         decoder (GRU in the paper)
+    p(y(t) | y(<t), x) = softmax(W_o [s(t); c(t); E y(t-1)])
+    s(0)    = tanh(W_s h_backward(1))             the bridge `backward`
+
+Scores (`score`):
+
+    additive  v_a^T tanh(W_a s(t-1) + U_a h_j)    Bahdanau et al. 2015 (the "concat" score of Luong)
+    dot       s(t-1)^T h_j                          Luong et al. 2015; needs decoder size == encoder width
+    general   s(t-1)^T W_a h_j                      Luong et al. 2015
+
+Luong et al. also query with s(t) rather than s(t-1) and add an attentional layer; only
+their score functions are offered here, inside Bahdanau's decoder. U_a h_j (and W_a h_j for
+`general`) do not depend on t: they are computed once per sentence, in `encode`, and kept in
+the memory. The paper's output layer is a maxout; ours is linear (as in seq2seq.py). With an
+LSTM decoder the query s(t-1) is its h.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import RnnzooError
+from ..nn.encoder_decoder import Memory
+from ..nn.recurrent import State
+from ..registry import MODELS, help_field
+from .seq2seq import RecurrentEncoderDecoder, RecurrentEncoderDecoderConfig, _auto
+
+SCORES = ("additive", "dot", "general")
+
+
+@dataclass
+class BahdanauConfig(RecurrentEncoderDecoderConfig):
+    encoder: str = help_field("gru", "recurrent model reading the source: elman, gru, lstm, jordan")
+    decoder: str = help_field("gru", "recurrent model writing the target")
+    num_layers: int | None = help_field(1, "stacked layers in encoder and decoder (attention reads the top one)")
+    bidirectional: bool = help_field(True, "bidirectional encoder (the paper's); false: left to right only")
+    bridge: str = help_field("backward", "decoder initial state: backward (the paper's tanh(W_s h_backward(1))), "
+                                         "linear, zeros")
+    score: str = help_field("additive", "alignment score: additive (Bahdanau), dot or general (Luong et al. 2015)")
+    attention_size: int = help_field(256, "width of the additive score's hidden layer (v_a, W_a, U_a)")
+
+
+class Attention(nn.Module):
+    """Scores, masked softmax and the weighted sum: query (B, Hd), memory -> c (B, He), α (B, S)."""
+
+    def __init__(self, score: str, query_size: int, key_size: int, attention_size: int) -> None:
+        super().__init__()
+        if score not in SCORES:
+            raise RnnzooError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
+        if score == "dot" and query_size != key_size:
+            raise RnnzooError(f"score=dot needs the decoder state ({query_size}) as wide as the encoder states "
+                              f"({key_size}); use score=general or additive")
+        self.score = score
+        if score == "additive":
+            self.key_layer = nn.Linear(key_size, attention_size, bias=False)  # U_a
+            self.query_layer = nn.Linear(query_size, attention_size)  # W_a (its bias is the layer's)
+            self.v = nn.Linear(attention_size, 1, bias=False)  # v_a
+        elif score == "general":
+            self.key_layer = nn.Linear(key_size, query_size, bias=False)  # W_a h_j
+
+    def keys(self, states: Tensor) -> Tensor:
+        """The part of the score that depends on h_j alone, once per sentence: (B, S, A)."""
+        return states if self.score == "dot" else self.key_layer(states)
+
+    def forward(self, query: Tensor, memory: Memory) -> tuple[Tensor, Tensor]:
+        keys = memory.extras["keys"]  # (B, S, A)
+        if self.score == "additive":
+            energy = self.v(torch.tanh(keys + self.query_layer(query)[:, None])).squeeze(-1)  # (B, S)
+        else:
+            energy = torch.bmm(keys, query[:, :, None]).squeeze(-1)  # (B, S): s^T h_j or s^T W_a h_j
+        energy = energy.masked_fill(~memory.mask, float("-inf"))  # pads get exactly zero weight
+        weights = torch.softmax(energy, dim=-1)  # (B, S)
+        context = torch.bmm(weights[:, None], memory.states).squeeze(1)  # (B, He)
+        return context, weights
+
+
+@MODELS.register("bahdanau", config=BahdanauConfig,
+                 summary="RNNsearch: bidirectional encoder + additive attention (Bahdanau et al. 2015), Luong scores")
+class Bahdanau(RecurrentEncoderDecoder):
+    """RNNsearch; see the module docstring."""
+
+    def __init__(self, config: BahdanauConfig) -> None:
+        super().__init__(config, "gru", config.num_layers or 1, _auto(config.bridge, "backward"), context=True)
+        self.attention = Attention(config.score, self.decoder.cell_size, self.context_size, config.attention_size)
+
+    def memory_extras(self, states: Tensor, mask: Tensor, final: tuple[Tensor, ...]) -> dict[str, Tensor]:
+        return {"keys": self.attention.keys(states)}
+
+    def context(self, memory: Memory, state: State) -> tuple[Tensor, Tensor]:
+        h = state if isinstance(state, Tensor) else state[0]  # (L, B, H): an LSTM queries with h
+        return self.attention(h[-1], memory)  # the top layer's s(t-1)
