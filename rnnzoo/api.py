@@ -53,6 +53,12 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return network, config
 
 
+def load_run(path: str | Path) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """(network in eval mode, its task with vocabularies, the run config) from a checkpoint:
+    everything scripts need to decode or score with a trained model."""
+    return _rebuild(load_checkpoint_file(path))
+
+
 # --- building a run -------------------------------------------------------------------
 def _load_registries() -> None:
     from . import data, models, tasks  # noqa: F401

@@ -142,3 +142,18 @@ def test_multi30k_reads_german_to_english_with_subwords():
     assert len(task.load("train")) == 29000 and len(task.load("val")) == 1014
     assert network.source_vocab_size == len(task.source_tokenizer) <= 1000
     assert task.tokenizer.decode(task.encode(task.load("val")[0])[1]) == task.load("val")[0].target
+
+
+def test_length_experiment_scores_checkpoints_by_source_length(tmp_path):
+    import importlib.util
+    script = Path(__file__).resolve().parent.parent / "scripts" / "length_experiment.py"
+    spec = importlib.util.spec_from_file_location("length_experiment", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    train(compose_config([*TINY_TRANSLATION, "dataset=reversal"]), tmp_path / "run")
+    checkpoint = tmp_path / "run" / "checkpoints" / "best.pt"
+    out = tmp_path / "length.png"
+    module.main(["--run", f"tiny={checkpoint}", "--lengths", "3", "7", "--size", "5", "--out", str(out)])
+    assert out.stat().st_size > 0
+    table = out.with_suffix(".md").read_text()
+    assert "| source length | 3 | 7 |" in table and "tiny (exact match (%))" in table

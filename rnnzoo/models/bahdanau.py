@@ -10,7 +10,7 @@ to look:
     α(t, j) = exp e(t, j) / Σ_k exp e(t, k)       over the real source words only (pads get 0)
     c(t)    = Σ_j α(t, j) h_j                     a context vector per target word
     s(t)    = g([E y(t-1); c(t)], s(t-1))         decoder (GRU in the paper)
-    p(y(t) | y(<t), x) = softmax(W_o [s(t); c(t); E y(t-1)])
+    p(y(t) | y(<t), x) = softmax(W_o maxout(U_o [s(t); c(t); E y(t-1)]))
     s(0)    = tanh(W_s h_backward(1))             the bridge `backward`
 
 Scores (`score`):
@@ -22,8 +22,8 @@ Scores (`score`):
 Luong et al. also query with s(t) rather than s(t-1) and add an attentional layer; only
 their score functions are offered here, inside Bahdanau's decoder. U_a h_j (and W_a h_j for
 `general`) do not depend on t: they are computed once per sentence, in `encode`, and kept in
-the memory. The paper's output layer is a maxout; ours is linear (as in seq2seq.py). With an
-LSTM decoder the query s(t-1) is its h.
+the memory. The output layer is the paper's deep output, a maxout layer before the softmax
+(`maxout_size`, see seq2seq.py). With an LSTM decoder the query s(t-1) is its h.
 """
 
 from __future__ import annotations

@@ -10,11 +10,12 @@ output layer:
     h(t)  = f(x(t), h(t-1))                       encoder, t = 1..S;   c = h(S)
     s(0)  = tanh(V c)                             the bridge
     s(t)  = g([E y(t-1); c], s(t-1))              decoder; y(0) = <bos>
-    p(y(t) | y(<t), x) = softmax(W_o [s(t); c; E y(t-1)])
+    p(y(t) | y(<t), x) = softmax(W_o maxout(U_o [s(t); c; E y(t-1)]))
 
 Cho's GRU adds C c inside each gate; a GRU over the concatenated input [E y; c] computes the
-same sums (W [E y; c] = W_y E y + W_c c). Cho's output layer is a maxout over the same three
-inputs; we use a linear layer (as bentrevett/pytorch-seq2seq does).
+same sums (W [E y; c] = W_y E y + W_c c). Cho's output layer is a maxout layer over the same
+three inputs ("deep output", `maxout_size`, 500 units in the paper, 256 here) before the
+softmax; `maxout_size=null` makes it one linear layer, as bentrevett/pytorch-seq2seq does.
 
 **Sutskever et al. 2014** ("Sequence to Sequence Learning with Neural Networks";
 `form=sutskever`, deep LSTM): the source is read reversed ("introduces many short term
@@ -75,6 +76,8 @@ class RecurrentEncoderDecoderConfig:
     bridge: str = help_field("auto", "encoder final state -> decoder initial state: copy, linear, backward, "
                                      "zeros (auto: the form's)")
     dropout: float = help_field(0.2, "dropout on embeddings, between layers and before the output layer")
+    maxout_size: int | None = help_field(256, "deep output: a maxout layer of this many units before the softmax "
+                                              "(Cho et al., Bahdanau et al.: 500); null: one linear layer")
     impl: str = help_field("auto", "recurrent cells: auto/torch (PyTorch kernels) or reference (the equations)")
 
 
@@ -119,8 +122,8 @@ class RecurrentEncoderDecoder(EncoderDecoder):
                                        num_layers=num_layers, dropout=drop, impl=config.impl)
         self.bridge = Bridge(bridge, self.encoder, self.decoder)
         self.dropout = nn.Dropout(drop)
-        self.output = nn.Linear(self.decoder.output_size + context_size + (E if context_size else 0),
-                                config.target_vocab_size)
+        self.output = OutputLayer(self.decoder.output_size + context_size + (E if context_size else 0),
+                                  config.maxout_size if context_size else None, config.target_vocab_size)
 
     # --- encoding -------------------------------------------------------------------------
     def encode(self, source: Tensor, source_lengths: Tensor) -> Memory:
@@ -152,12 +155,30 @@ class RecurrentEncoderDecoder(EncoderDecoder):
         """The context vector (B, C) for the next step, and attention weights (B, S) or None."""
         return None, None
 
-    def decode_step(self, previous: Tensor, memory: Memory, cache: Cache) -> tuple[Tensor, Cache, Tensor | None]:
+    def advance(self, previous: Tensor, memory: Memory, cache: Cache
+                ) -> tuple[Tensor, Tensor | None, Tensor, Cache, Tensor | None]:
+        """The recurrent part of a step: (s(t), c(t), E y(t-1), new cache, attention weights)."""
         embedded = self.dropout(self.target_embed(previous))  # (B, E)
         context, weights = self.context(memory, cache)
         features = embedded if context is None else torch.cat([embedded, context], -1)  # (B, E + C)
         out, cache = self.decoder(features[:, None], None, cache)  # (B, 1, H)
-        return self.logits(out[:, 0], context, embedded), cache, weights
+        return out[:, 0], context, embedded, cache, weights
+
+    def decode_step(self, previous: Tensor, memory: Memory, cache: Cache) -> tuple[Tensor, Cache, Tensor | None]:
+        out, context, embedded, cache, weights = self.advance(previous, memory, cache)
+        return self.logits(out, context, embedded), cache, weights
+
+    def forward(self, source: Tensor, source_lengths: Tensor, target_in: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing: the recurrence step by step (the context depends on s(t-1)), then the
+        output layer once over all steps: one large matmul instead of T small ones."""
+        memory = self.encode(source, source_lengths)
+        cache = self.start(memory)
+        steps = []
+        for previous in target_in.unbind(1):
+            out, context, embedded, cache, weights = self.advance(previous, memory, cache)
+            steps.append((out, context, embedded, weights))
+        out, context, embedded, weights = (None if s[0] is None else torch.stack(s, 1) for s in zip(*steps))
+        return self.logits(out, context, embedded), weights  # (B, T, V), (B, T, S) or None
 
     def logits(self, out: Tensor, context: Tensor | None, embedded: Tensor) -> Tensor:
         """W_o [s(t); c; E y(t-1)] (just W_o s(t) without a context); any leading shape."""
@@ -166,6 +187,23 @@ class RecurrentEncoderDecoder(EncoderDecoder):
 
     def reorder_cache(self, cache: Cache, index: Tensor) -> Cache:
         return select_rows(cache, index, dim=1)  # recurrent states are (L, B, H)
+
+
+class OutputLayer(nn.Module):
+    """p(y(t)) from [s(t); c; E y(t-1)]: softmax(W_o t) with t = maxout(U [s; c; E y]), the "deep
+    output" of Cho et al. 2014 and Bahdanau et al. 2015 (each unit the max of a pair of linear
+    units, Goodfellow et al. 2013), or softmax(W_o [s; c; E y]) with `maxout_size` None."""
+
+    def __init__(self, input_size: int, maxout_size: int | None, vocab_size: int) -> None:
+        super().__init__()
+        self.maxout = nn.Linear(input_size, 2 * maxout_size) if maxout_size else None
+        self.project = nn.Linear(maxout_size or input_size, vocab_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.maxout is not None:
+            pairs = self.maxout(x).unflatten(-1, (-1, 2))  # (..., M, 2)
+            x = pairs.amax(-1)  # (..., M)
+        return self.project(x)  # (..., V)
 
 
 class Bridge(nn.Module):

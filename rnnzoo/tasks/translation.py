@@ -257,6 +257,17 @@ class TranslationTask(TextTask):
             hypotheses, references = hypotheses[:budget], references[:budget]
         return {**self.metrics(float_stats(totals)), **translation_scores(hypotheses, references)}
 
+    @torch.no_grad()
+    def translations(self, network: nn.Module, pairs: list[ParallelPair], device: torch.device) -> list[str]:
+        """Detokenized translations of the sources of `pairs`, in order (for experiments on any pair list)."""
+        network.eval()
+        outputs: list[str] = []
+        for start in range(0, len(pairs), self.config.eval_batch_size):
+            batch = self.collate([self.encode(p) for p in pairs[start:start + self.config.eval_batch_size]]).to(device)
+            found = self.decode(network, batch.source, batch.source_lengths)
+            outputs += [self.tokenizer.decode(t) for t in found.tokens]
+        return outputs
+
     # --- rnnzoo translate / predict ---------------------------------------------------------
     def translate(self, network: nn.Module, lines: Iterable[str], device: torch.device, beam_size: int | None = None,
                   alignment: bool = False) -> Iterator[str]:
