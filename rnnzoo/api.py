@@ -183,6 +183,10 @@ def evaluate(cfg: DictConfig | dict[str, Any], run_dir: str | Path | None = None
     if split not in ("val", "test"):
         raise RnnzooError(f"split={split!r} is not one of: val, test")
     network, task, device = _load_for_inference(config, "eval")
+    if config.get("beam_size") is not None:
+        if not hasattr(task.config, "beam_size") or int(config["beam_size"]) < 1:
+            raise RnnzooError(f"beam_size={config['beam_size']}: needs a translation checkpoint and a beam >= 1")
+        task.config.beam_size = int(config["beam_size"])
     metrics = {f"{split}/{k}": v for k, v in task.evaluate(network, split, device).items()}
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)

@@ -98,6 +98,8 @@ def test_cli_train_eval_translate_from_the_checkpoint_alone(tmp_path):
     evaluated = run_cli("eval", f"checkpoint={checkpoint}", f"hydra.run.dir={tmp_path}/eval", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "test/bleu" in evaluated.stdout and "test/exact" in evaluated.stdout
+    beamed = run_cli("eval", f"checkpoint={checkpoint}", "beam_size=3", f"hydra.run.dir={tmp_path}/eval3", cwd=tmp_path)
+    assert beamed.returncode == 0 and "test/bleu" in beamed.stdout, beamed.stderr
     source = tmp_path / "source.txt"
     source.write_text("c a b\n\nd d a\n")
     translated = run_cli("translate", f"checkpoint={checkpoint}", f"input={source}", "beam_size=2", cwd=tmp_path)

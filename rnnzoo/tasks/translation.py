@@ -103,7 +103,7 @@ class TranslationBatch:
 
 
 @TASKS.register("translation", config=TranslationConfig,
-                summary="sequence to sequence: BLEU/chrF/exact match, greedy or beam search (encoder-decoders)")
+                summary="Sequence to sequence: BLEU/chrF/exact match, greedy or beam search (encoder-decoders)")
 class TranslationTask(TextTask):
     requires = frozenset({"encoder_decoder"})
     reads = frozenset({"parallel"})
