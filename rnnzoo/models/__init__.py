@@ -10,3 +10,4 @@ from . import elman, gru, jordan  # noqa: F401  (register "elman", "gru", "jorda
 from . import hopfield, modern_hopfield  # noqa: F401  (register "hopfield", "modern_hopfield")
 from .traits import model_traits  # noqa: F401
 from . import seq2seq, bahdanau  # noqa: F401,E402  (register "seq2seq", "bahdanau"; they build on the recurrent ones)
+from . import transformer  # noqa: F401,E402  (registers "transformer")

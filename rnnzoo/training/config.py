@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..registry import help_field
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "warmup_cosine", "step", "plateau")
+SCHEDULES = ("constant", "warmup_cosine", "step", "plateau", "noam")
 
 
 @dataclass
@@ -21,8 +21,9 @@ class TrainerConfig:
                                                 "tasks; recipes for larger models set their own)")
     weight_decay: float = help_field(0.0, "L2 penalty (decoupled for adamw)")
     momentum: float = help_field(0.9, "momentum for sgd")
-    schedule: str = help_field("constant", f"learning-rate schedule: one of {', '.join(SCHEDULES)}")
-    warmup_steps: int = help_field(0, "linear warm-up steps (warmup_cosine)")
+    schedule: str = help_field("constant", f"learning-rate schedule: one of {', '.join(SCHEDULES)} (noam: "
+                                           "Vaswani et al.'s warm-up then 1/sqrt(step), peaking at lr)")
+    warmup_steps: int = help_field(0, "linear warm-up steps (warmup_cosine, noam)")
     min_lr_ratio: float = help_field(0.0, "final lr / peak lr for warmup_cosine")
     step_size: int = help_field(1000, "steps between lr decays for the step schedule")
     gamma: float = help_field(0.5, "lr decay factor for the step and plateau schedules")
@@ -52,6 +53,8 @@ def check_trainer_config(config: TrainerConfig) -> None:
     for key in positive:
         if getattr(config, key) <= 0:
             raise ValueError(f"trainer.{key} must be positive, got {getattr(config, key)}")
+    if config.schedule == "noam" and config.warmup_steps < 1:
+        raise ValueError(f"trainer.schedule=noam needs trainer.warmup_steps >= 1, got {config.warmup_steps}")
     for key in ("max_steps", "max_epochs", "tbptt_steps", "max_time", "grad_clip", "grad_probe_every"):
         value = getattr(config, key)
         if value is not None and value <= 0:

@@ -8,6 +8,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from ..errors import RnnzooError
 from .config import TrainerConfig
 
 
@@ -28,6 +29,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainerConfig):
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
     if config.schedule == "warmup_cosine":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(config))
+    if config.schedule == "noam":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, Noam(config))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
@@ -49,3 +52,28 @@ class WarmupCosine:
             return 1.0
         progress = min((step - self.warmup) / (self.total - self.warmup), 1.0)
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class Noam:
+    """lr factor of Vaswani et al. 2017, eq. 3: linear warm-up, then decay as 1 / sqrt(step).
+
+    The paper's lr = d_model^-0.5 · min(step^-0.5, step · warmup^-1.5) peaks at step = warmup,
+    at d_model^-0.5 · warmup^-0.5. Divided by that peak it is the factor
+
+        min(step / warmup, sqrt(warmup / step))
+
+    so `trainer.lr` is the peak, reached at step `warmup_steps`: the paper's schedule is
+    trainer.lr = (d_model · warmup)^-0.5 (7e-4 for d_model 512, warmup 4000). `step` counts
+    updates from 1, i.e. LambdaLR's index + 1. Warm-up matters most for post-LN Transformers
+    (see rnnzoo.models.transformer).
+    """
+
+    def __init__(self, config: TrainerConfig) -> None:
+        if config.warmup_steps < 1:
+            raise RnnzooError(f"trainer.schedule=noam needs trainer.warmup_steps >= 1 (4000 in Vaswani et al.), "
+                              f"got {config.warmup_steps}")
+        self.warmup = config.warmup_steps
+
+    def __call__(self, index: int) -> float:
+        step = index + 1
+        return min(step / self.warmup, math.sqrt(self.warmup / step))
