@@ -239,3 +239,13 @@ def test_adding_predicts_the_sum_of_marked_numbers(tmp_path):
     assert len(outputs) == 1 and math.isfinite(float(outputs[0]))  # a number, one per line
     with pytest.raises(RnnzooError, match="input line 1: expected numbers with exactly two marked"):
         list(predict(config, ["0.1 0.2 0.3"]))
+
+
+def test_adamw_decays_matrices_but_not_biases_or_norm_gains():
+    from rnnzoo.training.config import TrainerConfig
+    from rnnzoo.training.optim import build_optimizer
+    network = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    optimizer = build_optimizer(network.parameters(), TrainerConfig(optimizer="adamw", weight_decay=0.1))
+    decay = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert decay[id(network[0].weight)] == 0.1
+    assert decay[id(network[0].bias)] == decay[id(network[1].weight)] == decay[id(network[1].bias)] == 0.0

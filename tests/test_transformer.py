@@ -361,3 +361,12 @@ def test_copy_trains_with_a_decoder(tmp_path):
     assert plain(config)["model"]["shape"] == "decoder"
     final = train(config, tmp_path)
     assert math.isfinite(final["test/loss"]) and "test/recall_accuracy" in final
+
+
+def test_generation_with_carried_streams_needs_a_stateful_model():
+    from rnnzoo.api import build, plain
+    from rnnzoo.errors import IncompatibleError
+    from .conftest import compose_config
+    with pytest.raises(IncompatibleError, match="must be stateful"):
+        build(plain(compose_config(["task=generation", "model=transformer", "model.shape=decoder",
+                                    "task.sampling=streams"])))

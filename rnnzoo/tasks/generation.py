@@ -115,6 +115,8 @@ class GenerationTask(Task):
         super().__init__(config, seed, dataset)
         # an instance attribute, read by the trainer: only contiguous streams carry state
         self.streams_state = config.sampling == "streams"
+        if self.streams_state:  # carrying state across windows needs a model that has one to carry
+            self.requires = type(self).requires | {"stateful"}
         self._tokenizer: Tokenizer | None = None
         self._ids: dict[str, Tensor] = {}  # split -> (N,) token ids, read on first use
 

@@ -19,7 +19,7 @@ class TrainerConfig:
     optimizer: str = help_field("adam", f"one of {', '.join(OPTIMIZERS)}")
     lr: float = help_field(5e-3, "peak learning rate (5e-3 suits the small recurrent nets of the synthetic "
                                                 "tasks; recipes for larger models set their own)")
-    weight_decay: float = help_field(0.0, "L2 penalty (decoupled for adamw)")
+    weight_decay: float = help_field(0.0, "L2 penalty (adamw: decoupled, on matrices and embeddings only)")
     momentum: float = help_field(0.9, "momentum for sgd")
     schedule: str = help_field("constant", f"learning-rate schedule: one of {', '.join(SCHEDULES)} (noam: "
                                            "Vaswani et al.'s warm-up then 1/sqrt(step), peaking at lr)")

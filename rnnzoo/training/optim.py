@@ -17,8 +17,17 @@ def build_optimizer(parameters: Iterable[nn.Parameter], config: TrainerConfig) -
     if config.optimizer == "adam":
         return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(decay_groups(parameters, config.weight_decay), lr=config.lr)
     return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def decay_groups(parameters: list[nn.Parameter], weight_decay: float) -> list[dict]:
+    """AdamW's decoupled weight decay on matrices and embeddings only: biases and LayerNorm
+    gains (1-D) are left alone, as in BERT, GPT-2 and nanoGPT (decaying a gain towards 0
+    fights the normalization it scales)."""
+    matrices = [p for p in parameters if p.dim() >= 2]
+    vectors = [p for p in parameters if p.dim() < 2]
+    return [{"params": matrices, "weight_decay": weight_decay}, {"params": vectors, "weight_decay": 0.0}]
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainerConfig):
