@@ -70,9 +70,14 @@ def models_fitting(task_name: str) -> list[str]:
     return [name for name in MODELS.names() if needs <= model_traits(name)]
 
 
-def check_compatible(task_name: str, model_name: str, model_config: Any) -> None:
-    """Fail before any work when the model lacks a trait the task needs, saying which fit."""
-    missing = TASKS.get(task_name).requires - model_traits(model_name, model_config)
+def check_compatible(task_name: str, model_name: str, model_config: Any,
+                     requires: frozenset[str] | None = None) -> None:
+    """Fail before any work when the model lacks a trait the task needs, saying which fit.
+
+    `requires`: what this task instance needs, where its config adds to the class's needs
+    (generation with sampling=streams also needs a stateful model)."""
+    needs = TASKS.get(task_name).requires if requires is None else requires
+    missing = needs - model_traits(model_name, model_config)
     if missing:
         why = "; ".join(f"it must be {trait} ({TRAIT_HELP.get(trait, trait)})" for trait in sorted(missing))
         fits = ", ".join(models_fitting(task_name)) or "none yet"
@@ -126,7 +131,7 @@ def build(config: dict[str, Any], task_state: dict[str, Any] | None = None):
     for field, size in task.model_sizes().items():  # input width, vocabulary sizes: the data decides
         if hasattr(model_config, field):
             setattr(model_config, field, size)
-    check_compatible(task_name, model_name, model_config)
+    check_compatible(task_name, model_name, model_config, task.requires)
     if trainer_config.tbptt_steps is not None and "stateful" not in model_traits(model_name, model_config):
         raise IncompatibleError(f"trainer.tbptt_steps needs a model that carries its state across windows; "
                                 f"'{model_name}' with this configuration does not")
