@@ -159,3 +159,12 @@ def test_length_experiment_scores_checkpoints_by_source_length(tmp_path):
     assert out.stat().st_size > 0
     table = out.with_suffix(".md").read_text()
     assert "| source length | 3 | 7 |" in table and "tiny (exact match (%))" in table
+
+
+def test_tensorboard_gets_sample_translations_and_attention_heatmaps(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    train(compose_config([*TINY_TRANSLATION, "task.samples=2"]), tmp_path)
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0, "tensors": 0})
+    events.Reload()
+    assert {"attention/0", "attention/1"} <= set(events.Tags()["images"])
+    assert any(tag.startswith("translations") for tag in events.Tags()["tensors"])
