@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .errors import IncompatibleError, RnnzooError
-from .models.traits import TRAIT_HELP, model_traits
+from .models.traits import INPUT_TRAITS, TRAIT_HELP, model_traits
 from .registry import DATASETS, MODELS, TASKS
 from .training.checkpoint import load_checkpoint_file
 from .training.config import TrainerConfig, check_trainer_config
@@ -65,9 +65,21 @@ def _load_registries() -> None:
 
 
 def models_fitting(task_name: str) -> list[str]:
-    """Models whose default configs have every trait the task needs."""
-    needs = TASKS.get(task_name).requires
-    return [name for name in MODELS.names() if needs <= model_traits(name)]
+    """Models whose default configs have every trait the task needs, and read what it can feed."""
+    return [name for name in MODELS.names() if not misfits(task_name, model_traits(name))]
+
+
+def misfits(task_name: str, traits: frozenset[str], requires: frozenset[str] | None = None) -> list[str]:
+    """Why a model with `traits` cannot serve the task, one phrase per reason; [] when it fits.
+
+    `requires`: the task instance's needs where they differ from its class's (see check_compatible)."""
+    task = TASKS.get(task_name)
+    needs = task.requires if requires is None else requires
+    why = [f"it must be {trait} ({TRAIT_HELP.get(trait, trait)}), and this configuration is not"
+           for trait in sorted(needs - traits)]
+    why += [f"it {TRAIT_HELP.get(trait, trait)} ({trait}), which this task cannot feed it"
+            for trait in sorted((traits & INPUT_TRAITS) - task.accepts)]
+    return why
 
 
 def check_compatible(task_name: str, model_name: str, model_config: Any,
@@ -76,17 +88,19 @@ def check_compatible(task_name: str, model_name: str, model_config: Any,
 
     `requires`: what this task instance needs, where its config adds to the class's needs
     (generation with sampling=streams also needs a stateful model)."""
-    needs = TASKS.get(task_name).requires if requires is None else requires
-    missing = needs - model_traits(model_name, model_config)
-    if missing:
-        why = "; ".join(f"it must be {trait} ({TRAIT_HELP.get(trait, trait)})" for trait in sorted(missing))
+    why = misfits(task_name, model_traits(model_name, model_config), requires)
+    if why:
         fits = ", ".join(models_fitting(task_name)) or "none yet"
-        raise IncompatibleError(f"model '{model_name}' cannot serve task '{task_name}': {why}, and this "
-                                f"configuration is not. Models that fit: {fits}")
+        raise IncompatibleError(f"model '{model_name}' cannot serve task '{task_name}': {'; '.join(why)}. "
+                                f"Models that fit: {fits}")
 
 
 def _typed(config: dict[str, Any]) -> tuple[Any, Any, Any, TrainerConfig]:
     """Validate the model, task, dataset and trainer sections against their dataclasses."""
+    for section in ("model", "task", "dataset", "trainer"):
+        for key, value in (config.get(section) or {}).items():
+            if value == "???":  # a value the recipe requires; merged onto a schema default it would vanish
+                raise RnnzooError(f"{section}.{key} is required here (the config says ???): give {section}.{key}=...")
     model_entry = MODELS.entry(config["model"]["name"])
     task_entry = TASKS.entry(config["task"]["name"])
     dataset_entry = DATASETS.entry(config.get("dataset", {}).get("name", "synthetic"))
@@ -118,6 +132,12 @@ def build(config: dict[str, Any], task_state: dict[str, Any] | None = None):
 
     `task_state` (from a checkpoint) gives the task its vocabularies before the model is
     sized from them, so nothing is re-read from the training data.
+
+    A fresh run (no `task_state`) whose model config names `init_from` starts from that
+    checkpoint (`start_from_pretrained`): its tokenizer, its architecture (written into
+    `config["model"]` in place, so the run's saved config rebuilds this very network) and its
+    weights. A checkpoint being rebuilt never re-reads `init_from`: its own weights and
+    tokenizer are the fine-tuned ones, and the pretraining file may be gone.
     """
     _load_registries()
     model_config, task_config, _dataset_config, trainer_config = _typed(config)
@@ -128,6 +148,9 @@ def build(config: dict[str, Any], task_state: dict[str, Any] | None = None):
         raise RnnzooError(f"task '{task_name}': {error}") from None
     if task_state:
         task.load_state_dict(task_state)
+    pretrained = None
+    if task_state is None and getattr(model_config, "init_from", None):
+        pretrained, model_config = start_from_pretrained(config, model_config, task)
     for field, size in task.model_sizes().items():  # input width, vocabulary sizes: the data decides
         if hasattr(model_config, field):
             setattr(model_config, field, size)
@@ -139,7 +162,72 @@ def build(config: dict[str, Any], task_state: dict[str, Any] | None = None):
         body = MODELS.get(model_name)(model_config)
     except ValueError as error:
         raise RnnzooError(f"model '{model_name}': {error}") from None
+    if pretrained is not None:
+        load_pretrained_body(body, pretrained["model"], model_config.init_from)
     return task, task.build_network(body), trainer_config
+
+
+# --- starting from a pretrained checkpoint (model.init_from) ------------------------------
+def start_from_pretrained(config: dict[str, Any], model_config: Any, task: Any) -> tuple[dict[str, Any], Any]:
+    """Read the `init_from` checkpoint, hand its tokenizer to the task, and return (its payload,
+    the model config of its architecture with this run's `init_from` and dropouts).
+
+    The architecture must be the pretrained one or its weights would not fit. Dropout is a
+    matter of training, not of architecture, so the fine-tuning run chooses its own.
+    """
+    path, model_name = model_config.init_from, config["model"]["name"]
+    try:
+        payload = load_checkpoint_file(path)
+    except RnnzooError as error:
+        raise RnnzooError(f"model.init_from: {error}") from None
+    theirs = payload["config"]["model"]
+    if theirs.get("name") != model_name:
+        raise RnnzooError(f"model.init_from={path} is a checkpoint of model '{theirs.get('name')}' (task "
+                          f"'{payload['config']['task']['name']}'); model '{model_name}' can only start from "
+                          f"a '{model_name}' checkpoint")
+    task.inherit_tokenizer(payload.get("task") or {})
+    mine = config["model"]
+    kept = {key: value for key, value in mine.items() if _chosen_per_run(key)}
+    architecture = {key: value for key, value in theirs.items() if not _chosen_per_run(key)}
+    shown = set(architecture) - set(task.model_sizes()) - {"name"}  # sizes come from the (inherited) data
+    config["model"] = {**architecture, **kept}  # what this run's checkpoints will say it is
+    log.info("model.init_from=%s: the architecture of that %s run (%s), this run's %s", path, model_name,
+             ", ".join(f"{k}={v}" for k, v in architecture.items() if k in shown),
+             ", ".join(f"{k}={v}" for k, v in kept.items() if k != "init_from") or "defaults")
+    ignored = [f"{key}={mine[key]}" for key in sorted(shown) if key in mine and mine[key] != architecture[key]]
+    if ignored:
+        log.warning("model.init_from: this run's %s ignored: the pretrained weights fix the architecture",
+                    ", ".join(ignored))
+    return payload, MODELS.entry(model_name).make_config(config["model"], where="model")
+
+
+def _chosen_per_run(key: str) -> bool:
+    """Model options a run starting from a checkpoint chooses itself: where it starts from and
+    its dropouts (regularization: no weight depends on them)."""
+    return key == "init_from" or "dropout" in key
+
+
+def load_pretrained_body(body: nn.Module, weights: dict[str, Any], path: str) -> None:
+    """Load the `body.*` tensors of a saved task network into `body`.
+
+    Every task network keeps the registry's model under `body` (TaskNetwork, Classifier,
+    Tagger, the pretraining network), so a checkpoint of any task fits. A tensor on one side
+    only (a head one run has and the other not: next-sentence, say) is left as it is; one of
+    another shape is an error naming it.
+    """
+    theirs = {key[len("body."):]: value for key, value in weights.items() if key.startswith("body.")}
+    ours = body.state_dict()
+    for key, value in theirs.items():
+        if key in ours and ours[key].shape != value.shape:
+            raise RnnzooError(f"model.init_from={path}: {key} has shape {tuple(value.shape)} there and "
+                              f"{tuple(ours[key].shape)} here")
+    shared = {key: value for key, value in theirs.items() if key in ours}
+    if not shared:
+        raise RnnzooError(f"model.init_from={path}: no tensor of that checkpoint fits this model")
+    body.load_state_dict(shared, strict=False)
+    fresh = sorted(set(ours) - set(shared))
+    log.info("model.init_from: loaded %d of the model's %d tensors from %s%s", len(shared), len(ours), path,
+             f"; initialized afresh: {', '.join(fresh)}" if fresh else "")
 
 
 def _rebuild(payload: dict[str, Any]):

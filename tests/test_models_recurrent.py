@@ -22,7 +22,8 @@ from rnnzoo.registry import MODELS
 
 INPUT = 5
 SMALL = dict(input_size=INPUT, hidden_size=6, output_size=4, num_layers=2)
-SEQUENCE_MODELS = [name for name in MODELS.names() if "sequence" in model_traits(name)]
+SEQUENCE_MODELS = [name for name in MODELS.names()  # token-input models (bert) read ids, not features
+                   if "sequence" in model_traits(name) and "token_input" not in model_traits(name)]
 
 
 def config_fields(name: str) -> set[str]:

@@ -453,9 +453,13 @@ class WNUT17(ConllDataset):
                                       ("emerging.test.annotated", "811aac4001facfa08a1b56ee0a9c094a")])
 
 
+SST2_PHRASES = "glue_sst2_train_phrases.tsv"
+
+
 @dataclass
 class SST2Config(LabeledConfig):
-    pass
+    phrases: bool = help_field(False, f"train on GLUE SST-2's 67,349 labelled phrases and sentences ({SST2_PHRASES}) "
+                                      "instead of the 6,920 sentences; val and test stay the sentences")
 
 
 @register("sst2", SST2Config)
@@ -464,7 +468,9 @@ class SST2(LabeledDataset):
 
     stsa.binary.{train,dev,test}: 6,920 / 872 / 1,821 sentences, lowercased and tokenized;
     dev = GLUE's SST-2 dev, test = GLUE's test sentences with their labels. No explicit
-    license; redistributed for research.
+    license; redistributed for research. `phrases=true` trains on GLUE's SST-2 training set
+    instead: the treebank's 67,349 phrases and sentences of the training reviews (none of the
+    dev sentences among them), a `label<TAB>sentence` file whose header line is skipped.
     """
 
     files = {"train": "stsa.binary.train", "val": "stsa.binary.dev", "test": "stsa.binary.test"}
@@ -473,7 +479,19 @@ class SST2(LabeledDataset):
                                                            f"data/stsa.binary.{s}"), md5)
                     for s, md5 in [("train", "fe0d92b0d9638921562e7082e0d6f137"),
                                    ("dev", "b627414c0778ffbe284336ba2a34e518"),
-                                   ("test", "797f1305da9a23378a0168a387453dcf")])
+                                   ("test", "797f1305da9a23378a0168a387453dcf")]) + (
+        RemoteFile(SST2_PHRASES, _github("awake020/pytorch_Bert_sst2", "ce2ab1719d32182e6233b24b2de246bd32814fde",
+                                         "SST-2/train.tsv"), "0f7c7389da97a0e006a89ffb5efbcaa5"),)
+
+    def __init__(self, config: SST2Config) -> None:
+        super().__init__(config)
+        if config.phrases:
+            self.files = {**self.files, "train": SST2_PHRASES}
+
+    def read(self, path: Path) -> list:
+        examples = super().read(path)
+        header = examples and (examples[0].label, examples[0].tokens) == ("label", ["sentence"])
+        return examples[1:] if path.name == SST2_PHRASES and header else examples
 
 
 TREC_LABELS = ("coarse", "fine")

@@ -11,3 +11,4 @@ from . import hopfield, modern_hopfield  # noqa: F401  (register "hopfield", "mo
 from .traits import model_traits  # noqa: F401
 from . import seq2seq, bahdanau  # noqa: F401,E402  (register "seq2seq", "bahdanau"; they build on the recurrent ones)
 from . import transformer  # noqa: F401,E402  (registers "transformer")
+from . import bert  # noqa: F401,E402  (registers "bert"; builds on the transformer's layers)

@@ -6,3 +6,4 @@ from . import classification, tagging  # noqa: F401  (registers "classification"
 from . import generation  # noqa: F401  (registers "generation")
 from .base import SequenceBatch, StepOutput, Task, TaskNetwork  # noqa: F401
 from . import translation  # noqa: F401,E402  (registers "translation")
+from . import pretraining  # noqa: F401,E402  (registers "pretraining")

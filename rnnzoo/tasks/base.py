@@ -122,6 +122,9 @@ class Task:
     #: kinds of data this task reads; a dataset declares its kind as a trait in the DATASETS
     #: registry ("synthetic", "text", "tagged", "labeled", "parallel")
     reads: ClassVar[frozenset[str]] = frozenset({"synthetic"})
+    #: input traits (rnnzoo.models.traits.INPUT_TRAITS) this task can feed: "token_input" for
+    #: tasks that can hand a model token ids instead of their own embeddings
+    accepts: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Any, seed: int, dataset: dict[str, Any] | None = None) -> None:
         """config: this task's typed config; dataset: the run's `dataset` section (a plain dict
@@ -193,6 +196,12 @@ class Task:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
+
+    def inherit_tokenizer(self, state: dict[str, Any]) -> None:
+        """Take the tokenizer of a pretraining run (its task `state`, from `model.init_from`)
+        before building any vocabulary, so token ids mean what they meant in pretraining."""
+        raise RnnzooError(f"task '{type(self).__name__}' cannot start from a pretrained tokenizer "
+                          "(model.init_from): it builds its own inputs")
 
     # --- inference from text (rnnzoo predict / rnnzoo sample) -------------------------
     def predict(self, network: nn.Module, lines: Iterable[str], device: torch.device) -> Iterator[str]:

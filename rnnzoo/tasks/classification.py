@@ -13,6 +13,14 @@ in a padded batch:
                Lin et al. 2017's self-attentive sentence embedding with one hop)
     hopfield   HopfieldPooling (Ramsauer et al. 2020): learned state patterns retrieve from the
                sequence in one modern-Hopfield update
+    first      the state at the first position: for BERT (model=bert) the [CLS] token (<bos>),
+               through its pooler tanh(W h_[CLS]) when it has one (model.next_sentence=true),
+               the way Devlin et al. (2019, §4.1) classify; for other encoders the first word's
+               state, which only a bidirectional one computes from the whole sentence
+
+BERT reads token ids itself: it gets each text as [CLS] tokens [SEP] (<bos> ... <eos>) and the
+task's embedding options (embedding_dim) are unused; fine-tune a pretrained one with
+`model.init_from=PATH` (its tokenizer comes along), e.g. `experiment=sst2_bert_finetune`.
 
 Metrics: accuracy and macro-F1 (the mean of per-class F1 over the classes that occur in the
 gold labels or the predictions, as scikit-learn's `f1_score(average="macro")`).
@@ -23,7 +31,7 @@ training split only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -33,24 +41,31 @@ from ..data.tokenize import Tokenizer
 from ..models.modern_hopfield import HopfieldPooling
 from ..registry import TASKS, help_field
 from .base import StepOutput
-from .text import TextBatch, TextConfig, TextEmbedding, TextTask, masked_max, masked_mean, pad_batch
+from .text import TextBatch, TextConfig, TextTask, masked_max, masked_mean, pad_batch
 
-POOLINGS = ("last", "mean", "max", "attention", "hopfield")
+POOLINGS = ("last", "mean", "max", "attention", "hopfield", "first")
 
 
 @dataclass
 class ClassificationConfig(TextConfig):
-    pooling: str = help_field("last", f"how features over time become one vector: {', '.join(POOLINGS)}")
+    pooling: str = help_field("last", f"how features over time become one vector: {', '.join(POOLINGS)} "
+                                      "(first: BERT's [CLS])")
 
 
 class Pooling(nn.Module):
-    """(B, T, H) features of a padded batch -> (B, output_size), by one of POOLINGS."""
+    """(B, T, H) features of a padded batch -> (B, output_size), by one of POOLINGS.
 
-    def __init__(self, kind: str, size: int, bidirectional: bool = False) -> None:
+    `first`: the model's own reading of its first position, (B, T, H) -> (B, H) (BERT's pooler),
+    for kind "first"; None takes the features at position 0 as they are.
+    """
+
+    def __init__(self, kind: str, size: int, bidirectional: bool = False,
+                 first: Callable[[Tensor], Tensor] | None = None) -> None:
         super().__init__()
         if kind not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {kind!r}")
         self.kind, self.bidirectional = kind, bidirectional
+        self.first = first  # a bound method of the model, not a submodule: its weights stay the model's
         self.output_size = size
         if kind == "attention":
             self.query = nn.Parameter(torch.randn(size) * size**-0.5)  # (H,)
@@ -67,6 +82,8 @@ class Pooling(nn.Module):
         if self.kind == "attention":
             scores = (features @ self.query).masked_fill(~mask, float("-inf"))  # (B, T)
             return (scores.softmax(1).unsqueeze(-1) * features).sum(1)  # (B, H)
+        if self.kind == "first":
+            return self.first(features) if self.first is not None else features[:, 0]  # (B, H)
         return self.hopfield(features, lengths)
 
     def last(self, features: Tensor, lengths: Tensor) -> Tensor:
@@ -83,7 +100,7 @@ class Pooling(nn.Module):
 class Classifier(nn.Module):
     """embedding -> encoder -> pooling -> dropout -> linear logits (B, C)."""
 
-    def __init__(self, embed: TextEmbedding, body: nn.Module, pool: Pooling, num_classes: int,
+    def __init__(self, embed: nn.Module, body: nn.Module, pool: Pooling, num_classes: int,
                  dropout: float) -> None:
         super().__init__()
         self.embed = embed
@@ -102,6 +119,7 @@ class ClassificationTask(TextTask):
     """One label per text, over any sequence encoder."""
 
     reads = frozenset({"labeled"})
+    accepts = frozenset({"token_input"})
     monitor = "accuracy"
     monitor_mode = "max"
 
@@ -116,8 +134,12 @@ class ClassificationTask(TextTask):
         text = " ".join(tokens)
         return text.lower() if self.config.lowercase else text
 
+    def vocab_ready(self) -> bool:
+        return self.tokenizer is not None and self.labels is not None
+
     def build_vocab(self, examples: list[LabeledText]) -> None:
-        self.tokenizer = self.train_tokenizer([self.text(e.tokens) for e in examples])
+        if self.tokenizer is None:  # else inherited from a pretraining run
+            self.tokenizer = self.train_tokenizer([self.text(e.tokens) for e in examples])
         self.labels = Vocabulary.build(([e.label] for e in examples), specials=())
 
     def state_dict(self) -> dict[str, Any]:
@@ -132,7 +154,7 @@ class ClassificationTask(TextTask):
     def encode(self, example: LabeledText) -> tuple[list[int], int]:
         """(token ids, label id); an empty text reads as <unk>, a label unseen in training as -1."""
         ids = self.tokenizer.encode(self.text(example.tokens)) or [self.tokenizer.vocab.unk_id]
-        return ids, self.labels.stoi.get(example.label, -1)
+        return self.frame(ids), self.labels.stoi.get(example.label, -1)
 
     def collate(self, items: list) -> TextBatch:
         ids, labels = zip(*items)
@@ -147,9 +169,8 @@ class ClassificationTask(TextTask):
         c = self.config
         self.ensure_vocab()
         bidirectional = bool(getattr(getattr(body, "config", None), "bidirectional", False))
-        pool = Pooling(c.pooling, body.output_size, bidirectional)
-        embed = TextEmbedding(len(self.tokenizer.vocab), c.embedding_dim, c.dropout)
-        return Classifier(embed, body, pool, len(self.labels), c.dropout)
+        pool = Pooling(c.pooling, body.output_size, bidirectional, getattr(body, "pooled", None))
+        return Classifier(self.input_layer(body), body, pool, len(self.labels), c.dropout)
 
     def step(self, network: Classifier, batch: TextBatch, state=None) -> StepOutput:
         logits = network(batch)  # (B, C)

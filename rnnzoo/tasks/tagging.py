@@ -16,6 +16,10 @@ Vocabularies (words, characters, tags) come from the training split and travel i
 checkpoint, so `rnnzoo predict` needs no data. Tags belong to whitespace words; with a subword
 tokenizer (`task.tokenizer=bpe|wordpiece`) the encoder reads the pieces and each word is tagged
 from the features of its first piece (Devlin et al. 2019's recipe for BERT's NER).
+
+BERT (`model=bert`, which reads token ids itself) gets each sentence as [CLS] pieces [SEP]
+(<bos> ... <eos>) and tags each word from its first piece, one position later for the [CLS];
+with `model.init_from=PATH` the pretraining run's tokenizer replaces `task.tokenizer`.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ import torch
 from torch import Tensor, nn
 
 from ..data import TaggedSentence, Tokenizer, Vocabulary, pad_sequences
+from ..errors import RnnzooError
 from ..nn.crf import CRF
 from ..registry import TASKS, help_field
 from .base import StepOutput, masked_cross_entropy
-from .text import CharCNN, TextBatch, TextConfig, TextEmbedding, TextTask, pad_batch, pad_chars
+from .text import CharCNN, TextBatch, TextConfig, TextTask, pad_batch, pad_chars
 
 CHUNK_TAG = re.compile(r"^[BIES]-.+$")
 CHAR_SPECIALS = ("<pad>", "<unk>")
@@ -49,7 +54,7 @@ class TaggingConfig(TextConfig):
 class Tagger(nn.Module):
     """embedding -> encoder -> dropout -> linear emission scores, with an optional CRF on top."""
 
-    def __init__(self, embed: TextEmbedding, body: nn.Module, num_tags: int, dropout: float, crf: bool) -> None:
+    def __init__(self, embed: nn.Module, body: nn.Module, num_tags: int, dropout: float, crf: bool) -> None:
         super().__init__()
         self.embed = embed
         self.body = body
@@ -75,6 +80,7 @@ class TaggingTask(TextTask):
     """One tag per word, over any sequence encoder (bidirectional welcome)."""
 
     reads = frozenset({"tagged"})
+    accepts = frozenset({"token_input"})
     monitor_mode = "max"
 
     def __init__(self, config: TaggingConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
@@ -98,13 +104,17 @@ class TaggingTask(TextTask):
         return all(tag == "O" or CHUNK_TAG.match(tag) for tag in self.tags.itos)
 
     # --- vocabularies ---------------------------------------------------------------------
+    def vocab_ready(self) -> bool:
+        return self.tokenizer is not None and self.tags is not None
+
     def build_vocab(self, examples: list[TaggedSentence]) -> None:
         c = self.config
-        if c.tokenizer == "word":
-            self.tokenizer = Tokenizer("word", Vocabulary.build(
-                ([self.normalize(w) for w in s.tokens] for s in examples), c.min_freq, c.max_vocab))
-        else:
-            self.tokenizer = self.train_tokenizer([" ".join(map(self.normalize, s.tokens)) for s in examples])
+        if self.tokenizer is None:  # else inherited from a pretraining run
+            sentences = [[self.normalize(w) for w in s.tokens] for s in examples]
+            if c.tokenizer == "word":
+                self.tokenizer = Tokenizer("word", Vocabulary.build(sentences, c.min_freq, c.max_vocab))
+            else:
+                self.tokenizer = self.train_tokenizer([" ".join(words) for words in sentences])
         self.tags = Vocabulary.build((s.tags for s in examples), specials=())
         if c.char_dim > 0:
             self.chars = Vocabulary.build((list(w) for s in examples for w in s.tokens), specials=CHAR_SPECIALS)
@@ -121,18 +131,26 @@ class TaggingTask(TextTask):
         self.tags = Vocabulary.from_state_dict(state["tags"])
         self.chars = Vocabulary.from_state_dict(state["chars"]) if "chars" in state else None
 
+    def inherit_tokenizer(self, state: dict[str, Any]) -> None:
+        super().inherit_tokenizer(state)
+        if self.tokenizer.level == "char":
+            raise RnnzooError("model.init_from: that run's tokenizer reads characters, and tagging labels "
+                              "whitespace words: start from a run with a word, bpe or wordpiece tokenizer")
+
     # --- data -------------------------------------------------------------------------------
     def encode(self, sentence: TaggedSentence) -> tuple[list[int], list[int], list | None, list[int] | None]:
-        """(token ids, tag ids, char ids per word, first-piece position per word or None).
-
-        A tag unseen in training gets -1 (never right)."""
+        """(token ids, tag ids, char ids per word, first-piece position per word or None: one
+        token per word, unframed). A tag unseen in training gets -1 (never right)."""
         tags = [self.tags.stoi.get(tag, -1) for tag in sentence.tags]
         words = [self.normalize(w) for w in sentence.tokens]
         if self.tokenizer.level != "word":
             ids, starts = self.pieces(words)
-            return ids, tags, None, starts
+        else:
+            ids, starts = self.tokenizer.vocab.encode(words), None
         chars = [self.chars.encode(w) for w in sentence.tokens] if self.chars is not None else None
-        return self.tokenizer.vocab.encode(words), tags, chars, None
+        if self.framed:  # <bos> first: every word's first token moves one position on
+            ids, starts = self.frame(ids), [s + 1 for s in (starts if starts is not None else range(len(words)))]
+        return ids, tags, chars, starts
 
     def pieces(self, words: list[str]) -> tuple[list[int], list[int]]:
         """Subword ids of a sentence, and where each word's first piece is."""
@@ -149,7 +167,7 @@ class TaggingTask(TextTask):
         batch = pad_batch(ids, targets)
         if self.chars is not None:
             batch.chars = pad_chars(chars, self.config.max_word_chars)
-        if self.tokenizer.level != "word":
+        if starts[0] is not None:  # subwords or framing: words sit at given positions
             batch.starts, _ = pad_sequences(starts, 0)  # (B, W)
             batch.mask = torch.arange(batch.starts.shape[1]) < words.unsqueeze(1)  # (B, W)
         return batch
@@ -165,8 +183,7 @@ class TaggingTask(TextTask):
         c = self.config
         self.ensure_vocab()
         chars = None if self.chars is None else CharCNN(len(self.chars), c.char_dim, c.char_filters, c.char_width)
-        embed = TextEmbedding(len(self.tokenizer.vocab), c.embedding_dim, c.dropout, chars)
-        return Tagger(embed, body, len(self.tags), c.dropout, c.crf)
+        return Tagger(self.input_layer(body, chars), body, len(self.tags), c.dropout, c.crf)
 
     def step(self, network: Tagger, batch: TextBatch, state=None) -> StepOutput:
         emissions = network(batch)  # (B, T, K)

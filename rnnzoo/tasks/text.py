@@ -1,21 +1,29 @@
 """What the text tasks share: a padded batch, vocabularies from the training split, bucketing.
 
     TextBatch        padded token ids with their real lengths (recurrent models pack on them)
-    TextConfig       the options every text task takes (batch size, embeddings, vocabulary)
+    TextDataConfig   the options every text task takes (batch sizes, tokenizer, vocabulary)
+    TextConfig       ... and those of the task's own embedding (width, dropout)
     TextTask         reads splits lazily through `rnnzoo.data.open_dataset`, builds its tokenizer
                      from the training split only (subclasses keep it in `state_dict` as plain
-                     data), and cuts examples into length-bucketed batches
+                     data) or inherits a pretraining run's, and cuts examples into
+                     length-bucketed batches
     TextEmbedding    word embeddings [+ CharCNN per-word character features] -> dropout
+    TokenIds         the "embedding" of a model that embeds token ids itself (BERT): the ids
     pad_batch, pad_chars, masked_mean, masked_max   padding helpers; pads never count
 
 A task subclass says how an example becomes (token ids, target) and what its network is; the
 batching, vocabularies and the line-by-line `predict` plumbing live here, so tagging,
 classification and generation read their data the same way.
+
+Models that read token ids (trait `token_input`, BERT) get them as they are, framed as BERT
+frames a sentence, [CLS] tokens [SEP], spelled <bos> ... <eos> here (`TextTask.input_layer`
+decides, and `frame` frames); recurrent models keep the task's embeddings and unframed ids.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -26,6 +34,8 @@ from ..data import Tokenizer, bucket_batches, open_dataset, pad_sequences
 from ..errors import RnnzooError
 from ..registry import help_field
 from .base import Task, seeded_generator
+
+log = logging.getLogger("rnnzoo")
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
@@ -75,24 +85,29 @@ def _pin(value: Any) -> Any:
 
 
 @dataclass
-class TextConfig:
+class TextDataConfig:
     batch_size: int = help_field(32, "sentences per training batch (bucketed by length)")
     eval_batch_size: int = help_field(256, "sentences per evaluation batch")
     tokenizer: str = help_field("word", "token level: word (whitespace), char, bpe or wordpiece (trained on "
-                                        "the training split)")
+                                        "the training split; with model.init_from the pretraining run's)")
     vocab_size: int = help_field(8000, "subword vocabulary size for bpe/wordpiece")
     min_freq: int = help_field(1, "words seen fewer times in the training split become <unk>")
     max_vocab: int | None = help_field(None, "keep at most this many words besides the specials (null: all)")
     lowercase: bool = help_field(False, "lower-case words before looking them up")
-    embedding_dim: int = help_field(100, "width of the task's word embeddings (the model's input_size)")
-    dropout: float = help_field(0.5, "dropout on the embeddings and on the features before the head")
     target: float | None = help_field(None, "stop when the monitored validation metric reaches this (null: never)")
+
+
+@dataclass
+class TextConfig(TextDataConfig):
+    embedding_dim: int = help_field(100, "width of the task's word embeddings (the model's input_size; unused "
+                                         "by models that embed tokens themselves, as bert)")
+    dropout: float = help_field(0.5, "dropout on the embeddings and on the features before the head")
 
 
 class TextTask(Task):
     """A task reading a file dataset; subclasses write `encode`, `collate` and the network."""
 
-    def __init__(self, config: TextConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: TextDataConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
         super().__init__(config, seed, dataset)
         if config.batch_size < 1 or config.eval_batch_size < 1:
             raise ValueError("batch_size and eval_batch_size must be >= 1")
@@ -100,6 +115,7 @@ class TextTask(Task):
         self._encoded: dict[str, list] = {}
         self._eval_batches: dict[str, list[TextBatch]] = {}
         self.tokenizer: Tokenizer | None = None
+        self.framed = False  # <bos> ... <eos> around each sentence: set by `input_layer` for token-input models
 
     # --- data -------------------------------------------------------------------------
     def load(self, split: str) -> list:
@@ -124,11 +140,34 @@ class TextTask(Task):
 
     def ensure_vocab(self) -> None:
         """Build the vocabularies from the training split unless a checkpoint gave them."""
-        if self.tokenizer is None:
+        if not self.vocab_ready():
             self.build_vocab(self.load("train"))
 
+    def vocab_ready(self) -> bool:
+        """Whether every vocabulary exists; a task with its own (labels, tags) says so."""
+        return self.tokenizer is not None
+
     def build_vocab(self, examples: list) -> None:
+        """Build what `vocab_ready` misses; a tokenizer already there (inherited) is kept."""
         raise NotImplementedError
+
+    def inherit_tokenizer(self, state: dict[str, Any]) -> None:
+        """The pretraining run's tokenizer (its task state), kept instead of one trained here;
+        `build_vocab` then builds only this task's own vocabularies (labels, tags)."""
+        if "tokenizer" not in state:
+            raise RnnzooError("model.init_from: that checkpoint's task keeps no tokenizer to start from")
+        if state.get("lowercase", self.config.lowercase) != self.config.lowercase:
+            raise RnnzooError(f"task.lowercase={str(self.config.lowercase).lower()}, but the pretraining run had "
+                              f"task.lowercase={str(state['lowercase']).lower()}: give the same, or the "
+                              "pretrained tokenizer sees text it never saw")
+        self.tokenizer = Tokenizer.from_state_dict(state["tokenizer"])
+        log.info("task: the pretrained %s tokenizer (%d tokens) replaces task.tokenizer=%s", self.tokenizer.level,
+                 len(self.tokenizer), self.config.tokenizer)
+
+    def model_sizes(self) -> dict[str, int]:
+        """The input width, and the vocabulary size for models that embed tokens themselves."""
+        self.ensure_vocab()
+        return {**super().model_sizes(), "vocab_size": len(self.tokenizer)}
 
     def encode(self, example: Any) -> Any:
         """One example as what `collate` takes (ids and targets)."""
@@ -140,6 +179,18 @@ class TextTask(Task):
     def item_length(self, item: Any) -> int:
         return len(item[0])
 
+    def frame(self, ids: list[int]) -> list[int]:
+        """BERT's [CLS] ids [SEP] (<bos> ids <eos>) for a token-input model; ids as they are otherwise."""
+        if not self.framed:
+            return ids
+        vocab = self.tokenizer.vocab
+        return [vocab.bos_id, *ids, vocab.eos_id]
+
+    def finish_batch(self, batch: TextBatch, split: str, epoch: int, index: int) -> TextBatch:
+        """A collated batch made final; a task drawing something at random per batch (masked
+        tokens) does it here, from (seed, split, epoch, batch index) alone. As is by default."""
+        return batch
+
     def encoded(self, split: str) -> list:
         if split not in self._encoded:
             self.ensure_vocab()
@@ -150,8 +201,8 @@ class TextTask(Task):
         items = self.encoded("train")
         generator = seeded_generator(self.seed, SPLIT_CODES["train"], epoch)
         order = bucket_batches([self.item_length(i) for i in items], self.config.batch_size, True, generator)
-        for indices in order[start:]:
-            yield self.collate([items[i] for i in indices])
+        for index in range(start, len(order)):
+            yield self.finish_batch(self.collate([items[i] for i in order[index]]), "train", epoch, index)
 
     def eval_batches(self, split: str) -> list[TextBatch]:
         if split not in ("val", "test"):
@@ -159,8 +210,27 @@ class TextTask(Task):
         if split not in self._eval_batches:  # fixed batches, collated once
             items = self.encoded(split)
             order = bucket_batches([self.item_length(i) for i in items], self.config.eval_batch_size, False)
-            self._eval_batches[split] = [self.collate([items[i] for i in indices]) for indices in order]
+            self._eval_batches[split] = [self.finish_batch(self.collate([items[i] for i in indices]), split, 0, index)
+                                         for index, indices in enumerate(order)]
         return self._eval_batches[split]
+
+    # --- the network's input ------------------------------------------------------------
+    def input_layer(self, body: nn.Module, chars: CharCNN | None = None) -> nn.Module:
+        """What turns a batch into the model's input: the task's word embeddings (+ `chars`), or
+        for a model that embeds token ids itself (trait token_input) the ids, then framed as BERT
+        frames a sentence (every later `encode` adds <bos> ... <eos>)."""
+        self.ensure_vocab()
+        framed = reads_token_ids(body)
+        if framed != self.framed:  # anything encoded so far was framed the other way
+            self.framed = framed
+            self._encoded.clear()
+            self._eval_batches.clear()
+        if not framed:
+            return TextEmbedding(len(self.tokenizer.vocab), self.config.embedding_dim, self.config.dropout, chars)
+        if chars is not None:
+            raise RnnzooError(f"character features join the task's word embeddings, which {type(body).__name__} "
+                              "replaces with its own (it reads token ids): set task.char_dim=0")
+        return TokenIds()
 
     # --- prediction from lines ----------------------------------------------------------
     def predict_lines(self, lines: Iterable[str], predict_batch: Callable[[list[str]], list[str]]
@@ -236,6 +306,18 @@ class CharCNN(nn.Module):
         real = (chars.reshape(B * T, 1, C) != 0)  # (B*T, 1, C)
         h = h.masked_fill(~real, float("-inf")).amax(2)  # (B*T, F)
         return h.masked_fill(~real.any(2), 0.0).reshape(B, T, -1)  # (B, T, F); pads -> 0
+
+
+def reads_token_ids(body: nn.Module) -> bool:
+    """Whether a model embeds token ids itself (trait token_input) rather than read the task's vectors."""
+    return bool(getattr(body, "token_input", False))
+
+
+class TokenIds(nn.Module):
+    """The input layer of a model that embeds tokens itself: the batch's ids (B, T), untouched."""
+
+    def forward(self, batch: TextBatch) -> Tensor:
+        return batch.inputs  # (B, T) long
 
 
 class TextEmbedding(nn.Module):
