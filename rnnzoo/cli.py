@@ -10,6 +10,11 @@
 The verb is taken off argv and the rest goes to `hydra.main` untouched, so every Hydra
 feature works (overrides, `--multirun`, `--cfg job`, `hydra.run.dir=`). Mistakes the user
 can fix print one line, `error: ...`, and exit with status 2.
+
+`rnnzoo train trainer.devices=N` composes its config, then runs
+`torchrun --standalone --nproc_per_node=N -m rnnzoo train` with the same overrides, pointed at
+the run folder it made (see rnnzoo.training.distributed); under torchrun only rank 0 has a run
+folder and prints results.
 """
 
 from __future__ import annotations
@@ -93,6 +98,9 @@ def _run_hydra(verb: str, overrides: list[str]) -> None:
 
     job = _guarded({"train": _train_job, "eval": _eval_job, "predict": _predict_job, "sample": _sample_job,
                     "translate": _translate_job}[verb])
+    if verb == "train":
+        from .training.distributed import hydra_overrides_for_rank
+        overrides = hydra_overrides_for_rank(overrides)
     sys.argv = [f"rnnzoo {verb}", *overrides]
     hydra.main(config_path=str(config_dir()), config_name=VERBS[verb], version_base="1.3")(job)()
 
@@ -120,11 +128,34 @@ def _output_dir() -> str:
 
 def _train_job(cfg: DictConfig) -> None:
     from .api import train
+    from .training.distributed import process_rank, torchrun_worker
 
     run_dir = _output_dir()
+    devices = int(cfg.get("trainer", {}).get("devices", 1))
+    if devices > 1 and not torchrun_worker():
+        _launch(devices, cfg, run_dir)
+        return
     final = train(cfg, run_dir)
-    print(_table(final))
-    print(f"run folder: {run_dir}")
+    if process_rank() == 0:
+        print(_table(final))
+        print(f"run folder: {run_dir}")
+
+
+def _launch(devices: int, cfg: DictConfig, run_dir: str) -> None:
+    """This run again as `devices` torchrun workers, writing into this run's folder."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from .training.distributed import launch
+    from .training.trainer import resolve_device
+
+    overrides = HydraConfig.get().overrides
+    own = [o for o in overrides.hydra if o.partition("=")[0] not in ("hydra.run.dir", "hydra.mode")
+           and not o.startswith("hydra.sweep.")]
+    quoted_dir = "'" + run_dir.replace("'", "\\'") + "'"
+    device = resolve_device(str(cfg.get("trainer", {}).get("device", "auto")))
+    status = launch(devices, device, [*overrides.task, *own, f"hydra.run.dir={quoted_dir}"])
+    if status != 0:  # the workers said why, above
+        sys.exit(status)
 
 
 def _eval_job(cfg: DictConfig) -> None:

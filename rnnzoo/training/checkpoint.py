@@ -7,11 +7,18 @@ loading one can never run code. The file holds:
     rnnzoo, torch   versions that wrote it
     config          the resolved run config, a plain dict (model, task, trainer, seed...)
     model           the task network's state_dict (unwrapped from DDP / torch.compile)
-    optimizer, scheduler, scaler   their state_dicts (None where absent)
+    optimizer, scheduler, scaler   their state_dicts (None where absent; scaler: precision=16)
     step, epoch, batch_in_epoch, best_metric
     task            the task's state (vocabularies...)
     rng             torch CPU (and CUDA) RNG states, for exact resumption
     carry_state     the model state carried across batches by streaming tasks, or None
+                    (None in a run of several processes: each carries its own rows' state)
+    ranks           several processes: each rank's {"rng", "carry"}, in rank order ([] when
+                    saved on Ctrl-C, when they cannot be gathered); None for one process
+
+Tensors are saved from wherever they live (a GPU too) and always read onto the CPU
+(`map_location`); the trainer then moves them to its device, so a checkpoint written on a
+GPU resumes on a CPU and the other way round.
 
 A crash while saving leaves the previous file whole: we write `<name>.tmp` then rename it.
 """
@@ -75,6 +82,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def move_state(state: Any, device: torch.device | str) -> Any:
+    """A carried model state (a tensor, or a tuple of them, or None) on `device`."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.to(device)
+    return type(state)(move_state(s, device) for s in state)
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

@@ -8,6 +8,7 @@ from ..registry import help_field
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "warmup_cosine", "step", "plateau", "noam")
+PRECISIONS = ("32", "bf16", "16")  # see rnnzoo.training.precision
 
 
 @dataclass
@@ -40,16 +41,22 @@ class TrainerConfig:
     progress: bool = help_field(True, "show a tqdm progress bar")
     grad_probe_every: int | None = help_field(None, "every this many steps, log ||dL/dh(t)|| for each t on a "
                                                     "fixed validation batch (null: off)")
+    precision: str = help_field("32", "32 (float32), bf16 (bfloat16 autocast: cuda, cpu) or 16 (float16 autocast "
+                                      "with gradient scaling: cuda only)")
+    compile: bool = help_field(False, "torch.compile the network for training (models that loop over time steps "
+                                      "in Python stay eager, with a notice)")
+    devices: int = help_field(1, "processes on this machine, one per GPU on cuda (gloo processes on cpu): "
+                                 "`rnnzoo train trainer.devices=N` relaunches itself through torchrun")
 
 
 def check_trainer_config(config: TrainerConfig) -> None:
     """Values outside their allowed choices raise ValueError naming the key and the choices."""
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "clip_mode": ("norm", "value"),
-               "on_nan": ("stop", "skip")}
+               "on_nan": ("stop", "skip"), "precision": PRECISIONS}
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
             raise ValueError(f"trainer.{key}={getattr(config, key)!r} is not one of: {', '.join(allowed)}")
-    positive = ["lr", "accumulate", "eval_every", "log_every"]
+    positive = ["lr", "accumulate", "eval_every", "log_every", "devices"]
     for key in positive:
         if getattr(config, key) <= 0:
             raise ValueError(f"trainer.{key} must be positive, got {getattr(config, key)}")

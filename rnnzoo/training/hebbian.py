@@ -11,7 +11,8 @@ The run folder is the gradient trainer's: `checkpoints/last.pt` and `best.pt` (t
 payload keys; optimizer, scheduler and scaler None), `metrics.json` (train/steps,
 train/seconds, val/*, test/*) and `tb/` (val scalars at step 1, the config, hparams).
 Storage is one step, so both checkpoints hold the same network; `resume=` loads the stored
-memory from a checkpoint instead of storing again.
+memory from a checkpoint instead of storing again. Of the scale options, only `device` and
+`devices` apply (under several processes rank 0 stores and evaluates alone).
 """
 
 from __future__ import annotations
@@ -37,7 +38,16 @@ class HebbianTrainer(RunTrainer):
     """Stores `task.memories()` in the network, evaluates val and test, writes the run folder."""
 
     def fit(self, resume: str | Path | None = None) -> dict[str, float]:
-        """Store (or load the stored memory from `resume`), evaluate, save; the final metrics."""
+        """Store (or load the stored memory from `resume`), evaluate, save; the final metrics.
+
+        Storing is one step with nothing to share out, so under torchrun rank 0 does it all
+        and the other ranks receive its metrics."""
+        try:
+            return self.dist.from_main(lambda: self._store(resume))
+        finally:
+            self.dist.close()
+
+    def _store(self, resume: str | Path | None) -> dict[str, float]:
         logger = RunLogger(self.run_dir, self.run_config)
         started = time.perf_counter()
         try:

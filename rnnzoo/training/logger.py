@@ -32,6 +32,21 @@ class RunLogger:
         self.writer.close()
 
 
+class NullLogger:
+    """RunLogger's interface writing nothing: the logger of the ranks other than 0."""
+
+    writer = None
+
+    def scalars(self, values: dict[str, float], step: int, flush: bool = False) -> None:
+        pass
+
+    def hparams(self, run_config: dict[str, Any], final: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in tree.items():
