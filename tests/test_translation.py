@@ -168,3 +168,12 @@ def test_tensorboard_gets_sample_translations_and_attention_heatmaps(tmp_path):
     events.Reload()
     assert {"attention/0", "attention/1"} <= set(events.Tags()["images"])
     assert any(tag.startswith("translations") for tag in events.Tags()["tensors"])
+
+
+def test_alignment_pieces_read_as_text_for_byte_level_bpe():
+    from rnnzoo.data import Tokenizer
+    from rnnzoo.tasks.translation import pieces
+    tokenizer = Tokenizer.train("bpe", ["der mann fährt fahrrad", "die frau fährt auto"] * 20, vocab_size=300)
+    ids = tokenizer.encode("der mann fährt")
+    assert "".join(pieces(tokenizer, ids)).replace(" ", "") == "dermannfährt"
+    assert not any(p.startswith("Ġ") for p in pieces(tokenizer, ids))

@@ -292,8 +292,8 @@ class TranslationTask(TextTask):
         text = self.tokenizer.decode(tokens)
         if attention is None:
             return text
-        target_pieces = self.tokenizer.vocab.decode(tokens) + ([EOS] if attention.shape[0] > len(tokens) else [])
-        source_pieces = self.source_tokenizer.vocab.decode(source)
+        target_pieces = pieces(self.tokenizer, tokens) + ([EOS] if attention.shape[0] > len(tokens) else [])
+        source_pieces = pieces(self.source_tokenizer, source)
         lines = [text]
         for piece, weights in zip(target_pieces, attention):
             j = int(weights.argmax())
@@ -324,5 +324,18 @@ class TranslationTask(TextTask):
     def heatmap(self, tokens: list[int], source: list[int], attention: Tensor) -> Any:
         """A matplotlib figure of the attention weights: output tokens down, source tokens across."""
         from ..plotting import attention_figure
-        target_pieces = self.tokenizer.vocab.decode(tokens) + [EOS] * (attention.shape[0] - len(tokens))
-        return attention_figure(attention.cpu(), self.source_tokenizer.vocab.decode(source), target_pieces)
+        target_pieces = pieces(self.tokenizer, tokens) + [EOS] * (attention.shape[0] - len(tokens))
+        return attention_figure(attention.cpu(), pieces(self.source_tokenizer, source), target_pieces)
+
+
+def pieces(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
+    """Each token as a reader would write it: byte-level BPE's "Ġmann" is "mann", "fÃ¤hrt" is
+    "fährt" (a piece that is only part of a character keeps its raw form)."""
+    raw = tokenizer.vocab.decode(ids)
+    if tokenizer.level != "bpe":
+        return raw
+    readable = []
+    for i, piece in zip(ids, raw):
+        text = tokenizer.decode([i]).strip()
+        readable.append(text if text and "\ufffd" not in text else piece)
+    return readable
