@@ -365,10 +365,12 @@ class Positions(nn.Module):
     def __init__(self, kind: str, max_positions: int, d_model: int) -> None:
         super().__init__()
         self.max_positions = max_positions
+        # learned: nn.Embedding's N(0, 1), the scale of what positions are added to (a task's
+        # N(0, 1) embeddings, or the encoder-decoder's sqrt(d)-scaled ones). GPT-2's 0.02 is right
+        # beside GPT-2's 0.02 token embeddings; beside unit-scale ones it hid the positions (a
+        # decoder on tinyshakespeare learned far slower, val loss 2.41 vs 2.19 at step 750).
         self.learned = nn.Embedding(max_positions, d_model) if kind == "learned" else None
-        if self.learned is not None:
-            nn.init.normal_(self.learned.weight, std=0.02)  # GPT-2's: small beside the token embeddings
-        else:  # not saved in checkpoints: it is a function of the config
+        if self.learned is None:  # not saved in checkpoints: it is a function of the config
             self.register_buffer("table", sinusoids(max_positions, d_model), persistent=False)
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
