@@ -43,3 +43,14 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
 @pytest.fixture
 def compose_train():
     return compose_config
+
+
+def padded_translation_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For encoder-decoders with source vocabulary >= 11 and target vocabulary >= 13: 3 sources
+    of lengths 7, 4, 2 (right-padded with 0) and 5 target tokens each."""
+    generator = torch.Generator().manual_seed(1)
+    lengths = torch.tensor([7, 4, 2])
+    source = torch.randint(5, 11, (3, 7), generator=generator)
+    source[torch.arange(7) >= lengths[:, None]] = 0
+    target = torch.randint(5, 13, (3, 5), generator=generator)
+    return source, lengths, target

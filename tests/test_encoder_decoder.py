@@ -8,7 +8,10 @@ import torch
 from rnnzoo.api import create_model
 from rnnzoo.errors import RnnzooError
 from rnnzoo.models.traits import model_traits
+from rnnzoo.nn.encoder_decoder import EncoderDecoder
 from rnnzoo.registry import MODELS
+
+from .conftest import padded_translation_batch
 
 SIZES = dict(source_vocab_size=11, target_vocab_size=13, hidden_size=12, embedding_dim=8)
 CONFIGS = [
@@ -30,16 +33,6 @@ def make(name: str, **overrides) -> torch.nn.Module:
     return create_model(name, **SIZES, **overrides)
 
 
-def padded_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """3 sources of lengths 7, 4, 2 (right-padded with 0) and targets of 5 tokens."""
-    generator = torch.Generator().manual_seed(1)
-    lengths = torch.tensor([7, 4, 2])
-    source = torch.randint(5, 11, (3, 7), generator=generator)
-    source[torch.arange(7) >= lengths[:, None]] = 0
-    target = torch.randint(5, 13, (3, 5), generator=generator)
-    return source, lengths, target
-
-
 def test_encoder_decoders_are_registered_with_their_trait():
     for name in ("seq2seq", "bahdanau"):
         assert name in MODELS.names()
@@ -49,23 +42,18 @@ def test_encoder_decoders_are_registered_with_their_trait():
 @pytest.mark.parametrize("name,overrides", CONFIGS, ids=IDS)
 def test_teacher_forcing_equals_incremental_decoding(name, overrides):
     model = make(name, **overrides).eval()
-    source, lengths, target = padded_batch()
+    source, lengths, target = padded_translation_batch()
     logits, attention = model(source, lengths, target)  # (B, T, V)
-    memory = model.encode(source, lengths)
-    cache = model.start(memory)
-    steps = []
-    for previous in target.unbind(1):
-        step_logits, cache, _ = model.decode_step(previous, memory, cache)
-        steps.append(step_logits)
+    stepwise, _ = EncoderDecoder.forward(model, source, lengths, target)  # the contract's loop over decode_step
     assert logits.shape == (3, 5, SIZES["target_vocab_size"])
-    torch.testing.assert_close(torch.stack(steps, 1), logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(stepwise, logits, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name,overrides", CONFIGS, ids=IDS)
 def test_padding_changes_nothing(name, overrides):
     """Each sentence of a padded batch gets the logits it gets alone, unpadded."""
     model = make(name, **overrides).eval()
-    source, lengths, target = padded_batch()
+    source, lengths, target = padded_translation_batch()
     batched, _ = model(source, lengths, target)
     for i, n in enumerate(lengths.tolist()):
         alone, _ = model(source[i:i + 1, :n], lengths[i:i + 1], target[i:i + 1])
@@ -75,7 +63,7 @@ def test_padding_changes_nothing(name, overrides):
 @pytest.mark.parametrize("name,overrides", CONFIGS, ids=IDS)
 def test_every_parameter_learns(name, overrides):
     model = make(name, **overrides).train()
-    source, lengths, target = padded_batch()
+    source, lengths, target = padded_translation_batch()
     logits, _ = model(source, lengths, target)
     torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)).backward()
     silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -87,7 +75,7 @@ def test_every_parameter_learns(name, overrides):
 def test_attention_puts_no_weight_on_pads(score):
     unidirectional = {"bidirectional": False, "bridge": "linear"} if score == "dot" else {}
     model = make("bahdanau", score=score, **unidirectional).eval()
-    source, lengths, target = padded_batch()
+    source, lengths, target = padded_translation_batch()
     _, attention = model(source, lengths, target)  # (B, T, S)
     assert attention.shape == (3, 5, 7)
     real = torch.arange(7) < lengths[:, None]  # (B, S)
@@ -100,7 +88,7 @@ def test_sutskever_reads_the_source_reversed():
     source word changes the final state the decoder starts from, through one step only."""
     reversed_model = make("seq2seq", form="sutskever").eval()
     assert reversed_model.reverse_source and not make("seq2seq").reverse_source
-    source, lengths, _ = padded_batch()
+    source, lengths, _ = padded_translation_batch()
     memory = reversed_model.encode(source, lengths)
     # the encoder states are returned in source order: position 0 holds the state after the
     # whole (reversed) sentence, i.e. equals the final state of the top layer

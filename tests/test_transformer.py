@@ -14,11 +14,12 @@ from rnnzoo.api import create_model, plain, sample, train
 from rnnzoo.errors import RnnzooError
 from rnnzoo.models.traits import model_traits
 from rnnzoo.models.transformer import MultiheadAttention, TransformerConfig, TransformerLayer
+from rnnzoo.nn.encoder_decoder import EncoderDecoder
 from rnnzoo.registry import MODELS
 from rnnzoo.training.config import TrainerConfig, check_trainer_config
 from rnnzoo.training.optim import Noam, build_optimizer, build_scheduler
 
-from .conftest import compose_config
+from .conftest import compose_config, padded_translation_batch
 
 torch.set_num_threads(1)
 
@@ -31,16 +32,6 @@ def make(shape: str, **overrides) -> nn.Module:
     torch.manual_seed(0)
     sizes = VOCAB if shape == "encoder_decoder" else {"input_size": INPUT}
     return create_model("transformer", **{"shape": shape, **SMALL, **sizes, **overrides})
-
-
-def padded_sources() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """3 sources of lengths 7, 4, 2 (right-padded with 0) and 5 target tokens each."""
-    generator = torch.Generator().manual_seed(1)
-    lengths = torch.tensor([7, 4, 2])
-    source = torch.randint(5, 11, (3, 7), generator=generator)
-    source[torch.arange(7) >= lengths[:, None]] = 0
-    target = torch.randint(5, 13, (3, 5), generator=generator)
-    return source, lengths, target
 
 
 # --- the parts against PyTorch's ------------------------------------------------------------
@@ -136,7 +127,7 @@ def test_decoder_output_ignores_the_future():
 
 def test_encoder_decoder_target_ignores_the_future():
     model = make("encoder_decoder").eval()
-    source, lengths, target = padded_sources()
+    source, lengths, target = padded_translation_batch()
     changed = target.clone()
     changed[:, 3:] = (changed[:, 3:] + 1) % 13
     logits, _ = model(source, lengths, target)
@@ -165,7 +156,7 @@ def test_an_empty_sequence_gives_zeros_not_nan():
 
 def test_encoder_decoder_padded_batch_equals_each_sentence_alone():
     model = make("encoder_decoder").eval()
-    source, lengths, target = padded_sources()
+    source, lengths, target = padded_translation_batch()
     batched, _ = model(source, lengths, target)
     for i, n in enumerate(lengths.tolist()):
         alone, _ = model(source[i:i + 1, :n], lengths[i:i + 1], target[i:i + 1])
@@ -222,29 +213,27 @@ def test_sliding_window_goes_past_max_positions(positions):
 
 def test_encoder_decoder_forward_equals_decode_steps():
     model = make("encoder_decoder").eval()
-    source, lengths, target = padded_sources()
+    source, lengths, target = padded_translation_batch()
     logits, weights = model(source, lengths, target, need_weights=True)  # (B, T, V), (B, T, S)
     assert model(source, lengths, target)[1] is None  # the fused kernels form no weights
-    memory = model.encode(source, lengths)
-    cache = model.start(memory)
-    steps, step_weights = [], []
-    for previous in target.unbind(1):
-        step_logits, cache, attention = model.decode_step(previous, memory, cache)
-        steps.append(step_logits)
-        step_weights.append(attention)
-    torch.testing.assert_close(torch.stack(steps, 1), logits, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(torch.stack(step_weights, 1), weights, rtol=1e-5, atol=1e-5)
-    real = memory.mask[:, None, :].expand_as(weights)  # (B, T, S)
+    steps, step_weights = EncoderDecoder.forward(model, source, lengths, target)  # the loop over decode_step
+    torch.testing.assert_close(steps, logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(step_weights, weights, rtol=1e-5, atol=1e-5)
+    real = (torch.arange(source.shape[1]) < lengths[:, None])[:, None, :].expand_as(weights)  # (B, T, S)
     assert (weights.masked_select(~real) == 0).all()
     torch.testing.assert_close(weights.sum(-1), torch.ones(3, 5))
-    assert cache["keys0"].shape == (3, HEADS, 5, D // HEADS)
+    memory = model.encode(source, lengths)
+    cache = model.start(memory)
+    for previous in target.unbind(1):
+        _, cache, _ = model.decode_step(previous, memory, cache)
+    assert cache["keys0"].shape == (3, HEADS, 5, D // HEADS)  # one key per decoded step
 
 
 @pytest.mark.parametrize("shape", ["encoder_decoder", "encoder", "decoder"])
 def test_every_parameter_learns(shape):
     model = make(shape, positions="sinusoidal", norm="pre").train()
     if shape == "encoder_decoder":
-        source, lengths, target = padded_sources()
+        source, lengths, target = padded_translation_batch()
         out, _ = model(source, lengths, target)
     else:
         out, _ = model(torch.randn(3, 7, INPUT))

@@ -38,21 +38,21 @@ from ..errors import RnnzooError
 from ..metrics import translation_scores
 from ..registry import DATASETS, TASKS, help_field
 from .base import StepOutput, add_stats, float_stats
-from .text import TextTask
+from .text import TextDataConfig, TextTask
 
 MONITORS = {"bleu": "max", "chrf": "max", "exact": "max", "accuracy": "max", "loss": "min"}
 
 
 @dataclass
-class TranslationConfig:
+class TranslationConfig(TextDataConfig):
+    """The text tasks' data options (batch sizes, vocabularies, lowercase, target), retuned for
+    sentence pairs, and the decoding options."""
+
     batch_size: int = help_field(64, "sentence pairs per training batch (bucketed by source length)")
     eval_batch_size: int = help_field(128, "sentence pairs per evaluation/translation batch")
     tokenizer: str = help_field("auto", "token level of both sides: auto (the dataset's: char for dates, else "
                                         "word), word, char, bpe or wordpiece")
     shared_vocab: bool = help_field(False, "one vocabulary (and tokenizer) for source and target")
-    vocab_size: int = help_field(8000, "subword vocabulary size per tokenizer (bpe/wordpiece)")
-    min_freq: int = help_field(1, "tokens seen fewer times in the training split become <unk>")
-    max_vocab: int | None = help_field(None, "keep at most this many tokens per side besides the specials")
     lowercase: bool = help_field(False, "lower-case both sides (references too, so BLEU is case-insensitive)")
     teacher_forcing: float = help_field(1.0, "probability of feeding the gold previous token in training "
                                              "(below 1: scheduled sampling, Bengio et al. 2015)")
@@ -66,7 +66,6 @@ class TranslationConfig:
     eval_sentences: int | None = help_field(None, "translate only the first this many validation sentences "
                                                   "when validating (the loss uses all; test is always whole)")
     samples: int = help_field(4, "validation sentences shown in TensorBoard with their attention (0: none)")
-    target: float | None = help_field(None, "stop when the monitored validation metric reaches this")
 
 
 @dataclass
