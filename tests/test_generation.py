@@ -250,3 +250,15 @@ def test_train_eval_sample_round_trip_through_the_cli(tmp_path, text_file):
     again = "".join(sample({"checkpoint": str(checkpoint), "trainer": {"device": "cpu"}, "prompt": "ROMEO:",
                             "max_new_tokens": 40, "temperature": 0.8, "top_k": 5, "top_p": 0.9, "seed": 3}))
     assert result.stdout == again + "\n"  # the same seed draws the same text
+
+
+def test_embedding_std_sets_the_init_scale_of_the_language_model_embedding():
+    from torch import nn
+    from rnnzoo.tasks.generation import LanguageModel
+    body = nn.Identity()
+    body.output_size = 16
+    torch.manual_seed(0)
+    small = LanguageModel(body, 1000, 16, 0.0, False, embedding_std=0.02)
+    default = LanguageModel(body, 1000, 16, 0.0, False)
+    assert abs(small.embed[0].weight.std().item() - 0.02) < 0.002
+    assert abs(default.embed[0].weight.std().item() - 1.0) < 0.05

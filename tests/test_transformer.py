@@ -359,3 +359,10 @@ def test_generation_with_carried_streams_needs_a_stateful_model():
     with pytest.raises(IncompatibleError, match="must be stateful"):
         build(plain(compose_config(["task=generation", "model=transformer", "model.shape=decoder",
                                     "task.sampling=streams"])))
+
+
+def test_learned_positions_start_at_the_configured_scale():
+    wide = make("decoder", positions="learned", max_positions=512)
+    small = make("decoder", positions="learned", max_positions=512, position_std=0.02)
+    assert abs(wide.positions.learned.weight.std().item() - 1.0) < 0.05
+    assert abs(small.positions.learned.weight.std().item() - 0.02) < 0.002

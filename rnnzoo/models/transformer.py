@@ -121,6 +121,8 @@ class TransformerConfig:
     attention_dropout: float = help_field(0.0, "dropout on the attention weights")
     positions: str = help_field("sinusoidal", "sinusoidal (the paper's fixed sinusoids) or learned (GPT's)")
     max_positions: int = help_field(1024, "longest sequence; the decoder shape slides its window past it")
+    position_std: float = help_field(1.0, "std of learned positions at init: 1.0 beside N(0, 1) token embeddings; "
+                                          "0.02 beside GPT-2-style ones (task.embedding_std=0.02)")
     norm: str = help_field("post", "post: LayerNorm(x + sublayer(x)), the paper's (needs lr warm-up); pre: "
                                    "x + sublayer(LayerNorm(x)) and a final LayerNorm (Xiong et al. 2020)")
     activation: str = help_field("relu", "feed-forward nonlinearity: relu (the paper's) or gelu")
@@ -362,15 +364,17 @@ def sinusoids(num_positions: int, d_model: int) -> Tensor:
 class Positions(nn.Module):
     """Adds a position vector to each step: the fixed sinusoids or one learned per position."""
 
-    def __init__(self, kind: str, max_positions: int, d_model: int) -> None:
+    def __init__(self, kind: str, max_positions: int, d_model: int, std: float = 1.0) -> None:
         super().__init__()
         self.max_positions = max_positions
-        # learned: nn.Embedding's N(0, 1), the scale of what positions are added to (a task's
-        # N(0, 1) embeddings, or the encoder-decoder's sqrt(d)-scaled ones). GPT-2's 0.02 is right
-        # beside GPT-2's 0.02 token embeddings; beside unit-scale ones it hid the positions (a
-        # decoder on tinyshakespeare learned far slower, val loss 2.41 vs 2.19 at step 750).
+        # learned positions must start at the scale of what they are added to: N(0, 1) beside a
+        # task's default N(0, 1) embeddings or the encoder-decoder's sqrt(d)-scaled ones; 0.02
+        # beside GPT-2-style 0.02 embeddings. At 0.02 beside unit-scale tokens they were invisible
+        # (tinyshakespeare: val loss 2.41 instead of 2.19 at step 750).
         self.learned = nn.Embedding(max_positions, d_model) if kind == "learned" else None
-        if self.learned is None:  # not saved in checkpoints: it is a function of the config
+        if self.learned is not None:
+            nn.init.normal_(self.learned.weight, std=std)
+        else:  # not saved in checkpoints: it is a function of the config
             self.register_buffer("table", sinusoids(max_positions, d_model), persistent=False)
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
@@ -428,8 +432,8 @@ class TransformerEncoderDecoder(EncoderDecoder):
         self.num_decoder_layers = config.num_decoder_layers or config.num_layers
         self.source_embed = token_embedding(V_s, d)
         self.target_embed = self.source_embed if config.share_embeddings else token_embedding(V_t, d)
-        self.source_positions = Positions(config.positions, config.max_positions, d)
-        self.target_positions = Positions(config.positions, config.max_positions, d)
+        self.source_positions = Positions(config.positions, config.max_positions, d, config.position_std)
+        self.target_positions = Positions(config.positions, config.max_positions, d, config.position_std)
         self.encoder = TransformerStack(config, config.num_layers)
         self.decoder = TransformerStack(config, self.num_decoder_layers, cross=True)
         self.output = nn.Linear(d, V_t, bias=config.bias)
@@ -512,7 +516,7 @@ class SequenceTransformer(nn.Module):
         self.input_size, self.output_size = config.input_size, config.d_model
         same = config.input_size == config.d_model
         self.project = nn.Identity() if same else nn.Linear(config.input_size, config.d_model, bias=config.bias)
-        self.positions = Positions(config.positions, config.max_positions, config.d_model)
+        self.positions = Positions(config.positions, config.max_positions, config.d_model, config.position_std)
         self.stack = TransformerStack(config, config.num_layers)
         self.dropout = nn.Dropout(config.dropout)
 

@@ -62,6 +62,8 @@ class GenerationConfig:
     batches_per_epoch: int | None = help_field(None, "random sampling: batches per epoch "
                                                      "(null: training tokens // (batch_size * bptt))")
     embedding_dim: int | None = help_field(128, "learned embedding width (null: one-hot inputs, as char-rnn)")
+    embedding_std: float | None = help_field(None, "std of the embedding's normal init (null: PyTorch's 1.0); "
+                                                   "0.02 as GPT-2 and nanoGPT, for Transformers")
     dropout: float = help_field(0.0, "dropout on the embeddings and on the model's outputs (Zaremba et al. 2014)")
     tie_embeddings: bool = help_field(False, "share the embedding with the output layer (Press & Wolf 2017); "
                                              "needs model output size == embedding_dim")
@@ -81,8 +83,10 @@ class LanguageModel(TaskNetwork):
     """Embedding -> dropout -> causal model -> dropout -> vocabulary logits, weights optionally tied."""
 
     def __init__(self, body: nn.Module, vocab_size: int, embedding_dim: int | None, dropout: float,
-                 tie: bool) -> None:
+                 tie: bool, embedding_std: float | None = None) -> None:
         embed = OneHot(vocab_size) if embedding_dim is None else nn.Embedding(vocab_size, embedding_dim)
+        if embedding_std is not None and embedding_dim is not None:
+            nn.init.normal_(embed.weight, std=embedding_std)
         output = nn.Linear(body.output_size, vocab_size)
         if tie:
             if embedding_dim is None:
@@ -200,7 +204,7 @@ class GenerationTask(Task):
     # --- model, loss, metrics -------------------------------------------------------------
     def build_network(self, body: nn.Module) -> LanguageModel:
         c = self.config
-        return LanguageModel(body, self.vocab_size, c.embedding_dim, c.dropout, c.tie_embeddings)
+        return LanguageModel(body, self.vocab_size, c.embedding_dim, c.dropout, c.tie_embeddings, c.embedding_std)
 
     def step(self, network: nn.Module, batch: SequenceBatch, state: State | None = None) -> StepOutput:
         logits, state = network(batch.inputs, None, state)  # (B, T, V)
