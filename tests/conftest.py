@@ -54,3 +54,15 @@ def padded_translation_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     source[torch.arange(7) >= lengths[:, None]] = 0
     target = torch.randint(5, 13, (3, 5), generator=generator)
     return source, lengths, target
+
+
+def assert_ignores_the_future(model: torch.nn.Module, input_size: int) -> None:
+    """Changing inputs from step 5 on leaves outputs before step 5 exactly as they were
+    (and does change the later ones): the model is causal."""
+    x = torch.randn(2, 9, input_size)
+    changed = x.clone()
+    changed[:, 5:] += torch.randn(2, 4, input_size)
+    out, _ = model(x)
+    out_changed, _ = model(changed)
+    torch.testing.assert_close(out_changed[:, :5], out[:, :5], atol=0, rtol=0)
+    assert not torch.allclose(out_changed[:, 5:], out[:, 5:])
