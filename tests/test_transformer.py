@@ -37,11 +37,9 @@ def make(shape: str, **overrides) -> nn.Module:
 # --- the parts against PyTorch's ------------------------------------------------------------
 def copy_attention(mine: MultiheadAttention, theirs: nn.MultiheadAttention) -> None:
     with torch.no_grad():
-        for linear, weight in zip((mine.query, mine.key, mine.value), theirs.in_proj_weight.chunk(3)):
-            linear.weight.copy_(weight)
+        mine.projection.weight.copy_(theirs.in_proj_weight)  # both [W^Q; W^K; W^V]
         if theirs.in_proj_bias is not None:
-            for linear, bias in zip((mine.query, mine.key, mine.value), theirs.in_proj_bias.chunk(3)):
-                linear.bias.copy_(bias)
+            mine.projection.bias.copy_(theirs.in_proj_bias)
     mine.output.load_state_dict(theirs.out_proj.state_dict())
 
 
@@ -73,7 +71,7 @@ def test_attention_equals_torch_multihead_attention(kind):
         x, source, source, key_padding_mask=None if key_mask is None else ~key_mask,
         attn_mask=torch.ones(6, 6, dtype=torch.bool).triu(1) if causal else None)
     for need_weights in (False, True):  # the fused kernel and the explicit softmax
-        out, weights = mine(x, *mine.key_values(source), key_mask, causal, need_weights)
+        out, weights = mine(mine.queries(x), *mine.key_values(source), key_mask, causal, need_weights)
         torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(weights, expected_weights, atol=1e-6, rtol=1e-5)
 

@@ -189,28 +189,44 @@ class MultiheadAttention(nn.Module):
         super().__init__()
         self.num_heads, self.head_size = num_heads, d_model // num_heads
         self.dropout = dropout
-        self.query = nn.Linear(d_model, d_model, bias=bias)  # the h W_i^Q side by side
-        self.key = nn.Linear(d_model, d_model, bias=bias)
-        self.value = nn.Linear(d_model, d_model, bias=bias)
+        # [W^Q; W^K; W^V], each the h heads' W_i side by side: one matrix, so that self-attention
+        # projects its input once (one matmul instead of three: 3% of a small decoder's step)
+        self.projection = nn.Linear(d_model, 3 * d_model, bias=bias)
         self.output = nn.Linear(d_model, d_model, bias=bias)  # W^O
 
     def split_heads(self, x: Tensor) -> Tensor:
         """(B, T, d_model) -> (B, h, T, d_k)."""
         return x.unflatten(-1, (self.num_heads, self.head_size)).transpose(1, 2)
 
-    def key_values(self, source: Tensor) -> KeyValues:
-        """The keys K W^K and values V W^V of `source` (B, S, d_model), each (B, h, S, d_k)."""
-        return self.split_heads(self.key(source)), self.split_heads(self.value(source))
+    def projections(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Self-attention's queries x W^Q, keys x W^K and values x W^V of x (B, T, d_model), each (B, h, T, d_k)."""
+        q, k, v = self.projection(x).chunk(3, dim=-1)  # 3 x (B, T, d_model)
+        return self.split_heads(q), self.split_heads(k), self.split_heads(v)
 
-    def forward(self, query: Tensor, keys: Tensor, values: Tensor, key_mask: Tensor | None = None,
+    def queries(self, x: Tensor) -> Tensor:
+        """Cross-attention's queries x W^Q (B, h, T, d_k) of x (B, T, d_model)."""
+        return self.split_heads(self._project(x, 0, 1))
+
+    def key_values(self, source: Tensor) -> KeyValues:
+        """Cross-attention's keys K W^K and values V W^V of `source` (B, S, d_model), each (B, h, S, d_k)."""
+        k, v = self._project(source, 1, 3).chunk(2, dim=-1)  # 2 x (B, S, d_model)
+        return self.split_heads(k), self.split_heads(v)
+
+    def _project(self, x: Tensor, first: int, end: int) -> Tensor:
+        """x times the blocks first..end-1 of [W^Q; W^K; W^V] (views of the one weight, no copy)."""
+        d = self.projection.in_features
+        bias = self.projection.bias
+        return F.linear(x, self.projection.weight[first * d:end * d],
+                        None if bias is None else bias[first * d:end * d])
+
+    def forward(self, q: Tensor, keys: Tensor, values: Tensor, key_mask: Tensor | None = None,
                 causal: bool = False, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
-        """Attend from `query` (B, T, d_model) to projected `keys`, `values` (B, h, S, d_k).
+        """Attend from projected queries `q` (B, h, T, d_k) to projected `keys`, `values` (B, h, S, d_k).
 
         key_mask (B, S): True at real keys. causal: the T queries are the last T of the S
         positions and see no later one. Returns (B, T, d_model) and, with `need_weights`, the
         attention weights averaged over the heads (B, T, S), else None.
         """
-        q = self.split_heads(self.query(query))  # (B, h, T, d_k)
         T, S = q.shape[2], keys.shape[2]
         causal = causal and T > 1  # a single newest query may see every key anyway
         dropout = self.dropout if self.training else 0.0
@@ -285,17 +301,18 @@ class TransformerLayer(nn.Module):
         values over the encoder output (`memory_key_values`), memory_mask (B, S) its real ones.
         """
         h = self._sublayer_input(x, self.self_norm)
-        keys, values = self.self_attention.key_values(h)  # (B, h, T, d_k)
+        q, keys, values = self.self_attention.projections(h)  # (B, h, T, d_k) each
         if past is not None:
             keys, values = torch.cat([past[0], keys], 2), torch.cat([past[1], values], 2)  # (B, h, P + T, d_k)
-        attended, weights = self.self_attention(h, keys, values, key_mask, causal,
+        attended, weights = self.self_attention(q, keys, values, key_mask, causal,
                                                 need_weights and self.cross_attention is None)
         x = self._residual(x, attended, self.self_norm)
         if self.cross_attention is not None:
             if memory is None:
                 raise ValueError("a decoder layer needs the encoder's keys and values (memory)")
             h = self._sublayer_input(x, self.cross_norm)
-            attended, weights = self.cross_attention(h, *memory, memory_mask, need_weights=need_weights)
+            attended, weights = self.cross_attention(self.cross_attention.queries(h), *memory, memory_mask,
+                                                     need_weights=need_weights)
             x = self._residual(x, attended, self.cross_norm)
         x = self._residual(x, self.feed_forward(self._sublayer_input(x, self.feed_forward_norm)),
                            self.feed_forward_norm)
@@ -321,9 +338,10 @@ class TransformerStack(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(TransformerLayer(config, cross) for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(config.d_model, bias=config.bias) if config.norm == "pre" else None
-        for p in self.parameters():  # Glorot-uniform weight matrices, as nn.Transformer and the Annotated Transformer
-            if p.dim() > 1:
-                nn.init.xavier_uniform_(p)
+        for name, p in self.named_parameters():  # Glorot-uniform weight matrices, as the Annotated Transformer
+            # each of W^Q, W^K, W^V on its own (d_model x d_model) scale, as three separate Linears
+            for block in (p.chunk(3) if name.endswith("projection.weight") else [p] if p.dim() > 1 else []):
+                nn.init.xavier_uniform_(block)
 
     def forward(self, x: Tensor, key_mask: Tensor | None = None, causal: bool = False,
                 past: list[KeyValues] | None = None, memory: list[KeyValues] | None = None,
