@@ -23,7 +23,7 @@ torch.set_num_threads(1)
 
 TINY_BERT = ["model=bert", "model.hidden_size=32", "model.num_heads=2", "model.num_layers=1", "model.d_ff=64"]
 RUN = ["trainer.progress=false", "trainer.device=cpu", "trainer.log_every=5"]
-PRETRAIN = ["task=pretraining", "dataset=text_files", *TINY_BERT, *RUN, "task.vocab_size=80", "task.max_length=32",
+PRETRAIN = ["task=pretraining", "dataset=text_files", *TINY_BERT, "model.norm=pre", *RUN, "task.vocab_size=80", "task.max_length=32",
             "task.batch_size=8", "trainer.max_steps=30", "trainer.eval_every=15", "trainer.lr=3e-3"]
 FINETUNE = ["task=classification", "dataset=labeled_files", "model=bert", "task.pooling=first", "task.batch_size=4",
             "trainer.max_steps=4", "trainer.eval_every=2", *RUN]
@@ -140,6 +140,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights_and_tokenizer(tmp_path, 
     assert task.tokenizer.vocab.itos == api.load_run(path)[1].tokenizer.vocab.itos
     # the architecture is the pretrained one (not bert.yaml's 128), the dropout this run's
     assert config["model"]["hidden_size"] == 32 and network.body.config.dropout == 0.2
+    assert config["model"]["norm"] == "pre" and network.body.encoder.final_norm is not None  # pre-LN inherited
     batch = task.collate([task.encode(LabeledText("pos", ["a", "lovely", "film"]))])
     assert batch.inputs[0, 0] == task.tokenizer.vocab.bos_id and batch.inputs[0, -1] == task.tokenizer.vocab.eos_id
 

@@ -76,6 +76,9 @@ class BertConfig:
     type_vocab_size: int = help_field(2, "segment embeddings: 2 for sentence pairs A / B")
     dropout: float = help_field(0.1, "dropout on the embeddings and after every sub-layer (BERT: 0.1)")
     attention_dropout: float = help_field(0.1, "dropout on the attention weights (BERT: 0.1)")
+    norm: str = help_field("post", "post: LayerNorm after each residual sum, BERT's; pre: before each sub-layer "
+                                   "(Xiong et al. 2020), which trains faster at the high learning rates of "
+                                   "short pretraining budgets (Geiping & Goldstein 2023, 'Cramming')")
     next_sentence: bool = help_field(False, "add the pooler and the next-sentence head (pretraining then "
                                             "also predicts whether segment B follows A)")
     init_from: str | None = help_field(None, "a checkpoint (best.pt) of a bert run to start from, e.g. "
@@ -84,11 +87,11 @@ class BertConfig:
 
 
 def encoder_config(config: BertConfig) -> TransformerConfig:
-    """The Transformer options BERT fixes: post-LN, GELU, learned positions (§3, A.2)."""
+    """The Transformer options BERT fixes: GELU, learned positions (§3, A.2); post-LN unless told."""
     return TransformerConfig(shape="encoder", input_size=config.hidden_size, d_model=config.hidden_size,
                              num_heads=config.num_heads, num_layers=config.num_layers, d_ff=config.d_ff,
                              dropout=config.dropout, attention_dropout=config.attention_dropout,
-                             positions="learned", max_positions=config.max_positions, norm="post",
+                             positions="learned", max_positions=config.max_positions, norm=config.norm,
                              activation="gelu", bias=True)
 
 
