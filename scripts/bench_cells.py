@@ -148,9 +148,9 @@ def candidates_for(B: int, T: int, H: int) -> list[Candidate]:
     return found
 
 
-def matmul_candidates(B: int, H: int, peak_n: int) -> list[Candidate]:
-    a, w = torch.randn(B, H), torch.randn(H, H)
-    big_a, big_b = torch.randn(peak_n, peak_n), torch.randn(peak_n, peak_n)
+def matmul_candidates(B: int, H: int, peak_n: int, device: str | torch.device = "cpu") -> list[Candidate]:
+    a, w = torch.randn(B, H, device=device), torch.randn(H, H, device=device)
+    big_a, big_b = torch.randn(peak_n, peak_n, device=device), torch.randn(peak_n, peak_n, device=device)
     steps = 100  # one timed call = 100 step-sized matmuls, as a time loop would issue them
     def step() -> None:
         for _ in range(steps):
@@ -223,6 +223,15 @@ def by_label_peak(cands: list[Candidate]) -> str:
     return next(c.label.replace(" (peak)", "") for c in cands if c.label.endswith("(peak)"))
 
 
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    if not Path("/proc/cpuinfo").exists():
+        return platform.processor()
+    with open("/proc/cpuinfo") as info:
+        return next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                    platform.processor())
+
+
 def load_average() -> str:
     try:
         return ", ".join(f"{v:.1f}" for v in os.getloadavg())
@@ -241,11 +250,9 @@ def main() -> None:
     rounds = args.rounds or (1 if args.quick else 7)
     min_time, warmup, peak_n = (0.005, 1, 256) if args.quick else (0.1, 2, 2048)
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     out = ["# Recurrent cells: speed", "",
            f"`python scripts/bench_cells.py{' --quick' if args.quick else ''}`: torch {torch.__version__}, "
-           f"{torch.get_num_threads()} threads, {cpu}, {platform.python_version()}; median of {rounds} "
+           f"{torch.get_num_threads()} threads, {cpu_name()}, {platform.python_version()}; median of {rounds} "
            "interleaved rounds. Tokens/s count B x T per call; 'vs best torch' divides by the faster of "
            "the twin module and the nn.*Cell loop of the same family (jordan, with no twin: by elman). "
            "GFLOP/s count the weight matmuls (training 3x forward); spread is the slowest round over the "
