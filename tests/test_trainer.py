@@ -249,3 +249,18 @@ def test_adamw_decays_matrices_but_not_biases_or_norm_gains():
     decay = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
     assert decay[id(network[0].weight)] == 0.1
     assert decay[id(network[0].bias)] == decay[id(network[1].weight)] == decay[id(network[1].bias)] == 0.0
+
+
+def test_every_training_step_runs_in_training_mode_after_the_evaluations(tmp_path, monkeypatch):
+    """The trainer switches back to train() after each evaluation (which leaves the network in eval mode)."""
+    modes: list[bool] = []
+    real = CopyTask.build_network
+
+    def build_network(self, body):
+        network = real(self, body)
+        network.head.register_forward_hook(lambda module, inputs, output: modes.append(module.training))
+        return network
+
+    monkeypatch.setattr(CopyTask, "build_network", build_network)
+    train(compose_config(TINY_COPY), tmp_path)  # 6 steps, evaluating after steps 3 and 6
+    assert modes.count(True) == 6 and False in modes[3:modes.index(True, 3)]

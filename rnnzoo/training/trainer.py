@@ -193,7 +193,8 @@ class Trainer(RunTrainer):
         return self.progress.step // every > before // every
 
     def _train_batch(self, batch: Any) -> None:
-        self.network.train()
+        if not self.network.training:  # back from an evaluation; train() walks every module (~2% of a
+            self.network.train()       # small Transformer's step), so not at every batch
         batch = self._to_device(self.dist.shard(batch))
         state = self.carry if self.task.streams_state else None
         for window in batch.windows(self.config.tbptt_steps):
