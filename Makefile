@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # any torch >= 2.2 works (pyproject.toml).
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test test-slow bench tensorboard clean
+.PHONY: install demo test test-slow bench reproduce reproduce-quick tensorboard clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ test-slow:
 bench:
 	$(BIN)/python scripts/bench.py --out docs/bench.md
 	$(BIN)/python scripts/bench_trainer.py
+
+# The lecture as experiments: every run, then docs/results.md and its plots (hours: see docs/results.md).
+# Finished runs are kept in outputs/reproduce/ and not trained again, so an interrupted run resumes.
+reproduce:
+	$(BIN)/python scripts/reproduce.py
+
+# The same pipeline at CI-sized budgets (under 20 minutes): outputs/reproduce/quick/results.md
+reproduce-quick:
+	$(BIN)/python scripts/reproduce.py --quick
 
 tensorboard:
 	$(BIN)/tensorboard --logdir outputs --host 127.0.0.1 --port 6006

@@ -16,15 +16,19 @@ function `rnnzoo train/eval task=associative` run):
   all the patterns (m ≈ 0), not the pattern nearest to it.
 
 Writes a plot (exact recall and mean overlap against P/N, log scale) and a markdown table
-with the command that produced them and the wall time.
+with the command that produced them and the wall time; with --metrics, also the numbers as
+JSON (per network and load, each seed's exact recall and mean overlap), which the lecture's
+Hopfield experiment (rnnzoo/lecture/hopfield.py) reads.
 
     python scripts/capacity_sweep.py                      # under a minute: docs/capacity.{png,md}
     python scripts/capacity_sweep.py --seeds 2 --probes 100 --out-dir /tmp   # quicker
+    python scripts/capacity_sweep.py --seeds 1 --first-seed 2 --out-dir RUN --metrics RUN/metrics.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shlex
 import statistics
@@ -71,12 +75,16 @@ def measure(network: Network, num_units: int, load: float, seed: int, args: argp
     return task.evaluate(model, "test", torch.device("cpu"))
 
 
+def seed_range(args: argparse.Namespace) -> range:
+    return range(args.first_seed, args.first_seed + args.seeds)
+
+
 def sweep(args: argparse.Namespace) -> dict[str, dict[float, list[dict[str, float]]]]:
     results: dict[str, dict[float, list[dict[str, float]]]] = {}
     for network in networks(args.units):
         results[network.label] = {}
         for load in network.loads:
-            runs = [measure(network, args.units, load, seed, args) for seed in range(args.seeds)]
+            runs = [measure(network, args.units, load, seed, args) for seed in seed_range(args)]
             results[network.label][load] = runs
             print(f"{network.label:<28} P/N={load:<6} exact={mean(runs, 'exact_recall'):.3f} "
                   f"m={mean(runs, 'mean_overlap'):.3f}", flush=True)
@@ -175,15 +183,35 @@ def report(results, args: argparse.Namespace, seconds: float, command: str, imag
     return "\n".join(lines)
 
 
-def main() -> None:
+def metrics(results, args: argparse.Namespace, seconds: float) -> dict:
+    """What --metrics writes: the setting, the theory's marks, and every network's scores by load
+    (a list over seeds for each of exact_recall and mean_overlap)."""
+    N = args.units
+    return {
+        "units": N, "seeds": list(seed_range(args)), "probes": args.probes, "flip": args.flip, "steps": args.steps,
+        "seconds": round(seconds, 1), "mceliece_load": 1 / (2 * math.log(N)), "ags_load": AGS_LIMIT,
+        "networks": {label: [{"load": load, "patterns": max(1, round(load * N)),
+                              **{key: [run[key] for run in runs] for key in ("exact_recall", "mean_overlap")}}
+                             for load, runs in by_load.items()]
+                     for label, by_load in results.items()},
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=200, help="N")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--probes", type=int, default=500, help="probes per seed and load")
     parser.add_argument("--flip", type=float, default=0.1, help="fraction of a probe's units flipped")
     parser.add_argument("--steps", type=int, default=20, help="most sweeps (classic) or updates (modern)")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent.parent / "docs")
-    args = parser.parse_args()
+    parser.add_argument("--metrics", type=Path, help="also write the numbers as JSON to this file")
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
     results = sweep(args)
@@ -194,6 +222,10 @@ def main() -> None:
     command = "python scripts/capacity_sweep.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     (args.out_dir / "capacity.md").write_text(report(results, args, seconds, command.strip(), image))
     print(f"wrote {image} and {args.out_dir / 'capacity.md'} ({seconds:.0f} s)")
+    if args.metrics is not None:
+        args.metrics.parent.mkdir(parents=True, exist_ok=True)
+        args.metrics.write_text(json.dumps(metrics(results, args, seconds), indent=1) + "\n")
+        print(f"wrote {args.metrics}")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,15 @@ This script scores translation checkpoints by source length and draws one line p
     python scripts/length_experiment.py --run seq2seq=outputs/.../best.pt --run bahdanau=outputs/.../best.pt \\
         --lengths 5 10 15 20 25 30 35 40 --out docs/length_reversal.png
 
-Writes the PNG and a markdown table (same name, .md) and prints the table.
+Writes the PNG and a markdown table (same name, .md) and prints the table; with `--metrics-json PATH`
+also the scores as JSON, `{"metric": ..., "scores": {label: {length: score}}, "sizes": {label: {length:
+pairs scored}}}` (what a lecture experiment's script run leaves in its folder: rnnzoo.lecture.attention_length).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -40,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=200, help="pairs per length (generated sets)")
     parser.add_argument("--out", type=Path, required=True, help="the PNG to write (and its .md table)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--metrics-json", type=Path, help="also write the scores here as JSON")
     return parser.parse_args(argv)
 
 
@@ -78,21 +82,36 @@ def by_bucket(task, network) -> dict[str, float]:
     return scores
 
 
+def bucket_sizes(task) -> dict[str, int]:
+    """Test sentences in each bucket of `by_bucket` (the buckets it scores)."""
+    counts = {}
+    lengths = [len(p.source.split()) for p in task.load("test")]
+    for low, high in BUCKETS:
+        count = sum(low <= n <= high for n in lengths)
+        if count:
+            counts[f"{low}-{high}" if high < 1000 else f"{low}+"] = count
+    return counts
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    results, metric = {}, None
+    results, sizes, metric = {}, {}, None
     for spec in args.run:
         label, network, task, config = load(spec)
         generated = getattr(DATASETS.get(config["dataset"]["name"]), "generated", False)
         metric = "exact match (%)" if generated else "BLEU"
         results[label] = by_length(task, network, config, args.lengths, args.size) if generated \
             else by_bucket(task, network)
+        sizes[label] = {str(length): args.size for length in args.lengths} if generated else bucket_sizes(task)
     table = markdown(results, metric)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(table + "\n")
     plot(results, metric, args.out)
+    if args.metrics_json is not None:
+        args.metrics_json.parent.mkdir(parents=True, exist_ok=True)
+        args.metrics_json.write_text(json.dumps({"metric": metric, "scores": results, "sizes": sizes}, indent=1) + "\n")
 
 
 def markdown(results: dict[str, dict[str, float]], metric: str) -> str:
