@@ -122,6 +122,30 @@ def test_task_masks_depend_on_seed_split_epoch_and_batch_only(tmp_path):
 
 
 # --- pretraining, then fine-tuning from it ---------------------------------------------------------
+def test_more_text_joins_the_training_text_only(tmp_path, monkeypatch):
+    """task.more_text adds other datasets' training sentences (labels dropped) to the training text and
+    the tokenizer; validation stays the main dataset's; a bad name lists the choices."""
+    monkeypatch.setenv("RNNZOO_DATA_DIR", str(tmp_path / "data"))
+    trec = tmp_path / "data" / "trec"
+    trec.mkdir(parents=True)
+    (trec / "train_5500.label").write_text("NUM:dist how far is zanzibar from quixotry ?\n")
+    (trec / "TREC_10.label").write_text("LOC:city where is xylophonia ?\n")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(line.split("\t", 1)[1] for line in labeled_lines(40, 3)) + "\n")
+    config = api.plain(compose_config([*PRETRAIN, f"dataset.train={corpus}", "task.more_text=[trec]",
+                                       "task.vocab_size=2000"]))
+    task, _, _ = api.build(config)
+    train, val = task.sentences("train"), task.sentences("val")
+    assert train[-1] == "how far is zanzibar from quixotry ?" and not any("zanzibar" in s for s in val)
+    assert not any("xylophonia" in s for s in train)  # trec's test split stays out
+    # the tokenizer learned trec's words: one piece each, where an unseen word takes several
+    assert len(task.tokenizer.encode("zanzibar")) == 1 and len(task.tokenizer.encode("xylophonia")) > 1
+    packed = [ids for ids, _, _ in task.encoded("train")]
+    assert task.tokenizer.encode("quixotry")[0] in packed[-1]
+    with pytest.raises(RnnzooError, match=r"task.more_text: unknown dataset 'tre'.*choices: .*trec"):
+        api.build(api.plain(compose_config([*PRETRAIN, f"dataset.train={corpus}", "task.more_text=[tre]"])))
+
+
 def test_pretraining_loss_drops_and_reports_its_metrics(pretrained):
     path, final = pretrained
     history = load_checkpoint_file(path.parent / "last.pt")["history"]

@@ -6,8 +6,12 @@ needed, so any text will do; a classifier or tagger then starts from the pretrai
 (`model.init_from=<this run>/checkpoints/best.pt`; its tokenizer comes along).
 
 **Text.** Any text dataset: a text file is read line by line; labelled, tagged and parallel
-datasets are read as their sentences (their labels and tags unused; both sides of a pair). The
-tokenizer, WordPiece (BERT's, default) or byte-level BPE, is trained on the training split only.
+datasets are read as their sentences (their labels and tags unused; both sides of a pair).
+`task.more_text=[ud_english_ewt,multi30k]` adds the training splits of more registered datasets
+to the training text (BERT read two corpora, books and Wikipedia); validation and test stay the
+main dataset's, so the held-out masked-LM numbers measure the text that fine-tuning will see.
+The tokenizer, WordPiece (BERT's, default) or byte-level BPE, is trained on all the training
+text and nothing else.
 Sentences are packed in corpus order into sequences of at most `max_length` tokens:
 
     <bos> s_1 <eos> s_2 <eos> ... s_k <eos>          ([CLS] s_1 [SEP] s_2 [SEP] ...)
@@ -51,6 +55,7 @@ every <mask> of each input line (a cloze test of the model).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator
@@ -59,12 +64,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..data import SPECIALS, LabeledText, ParallelPair, TaggedSentence, Tokenizer, pad_sequences
+from ..data import SPECIALS, LabeledText, ParallelPair, TaggedSentence, Tokenizer, open_dataset, pad_sequences
 from ..data.tokenize import SUBWORD_LEVELS
 from ..errors import RnnzooError
-from ..registry import TASKS, help_field
+from ..registry import DATASETS, TASKS, help_field
 from .base import StepOutput, seeded_generator
 from .text import SPLIT_CODES, TextBatch, TextDataConfig, TextTask, reads_token_ids
+
+log = logging.getLogger("rnnzoo")
 
 MASK_SHARE, RANDOM_SHARE = 0.8, 0.1  # of the chosen tokens; the rest stay as they are
 
@@ -82,6 +89,8 @@ class PretrainingConfig(TextDataConfig):
                                       "of its steps, then 512)")
     mask_prob: float = help_field(0.15, "share of the non-special tokens chosen for prediction (80% of them "
                                         "masked, 10% replaced by a random token, 10% kept)")
+    more_text: list[str] = help_field([], "registered datasets whose training sentences join the training text "
+                                          "(their own configs' defaults; labels unused), e.g. [ud_english_ewt,multi30k]")
 
 
 @dataclass
@@ -126,13 +135,27 @@ class PretrainingTask(TextTask):
             raise ValueError(f"mask_prob must be in (0, 1), got {config.mask_prob}")
         if config.max_length < 8:
             raise ValueError(f"max_length must be >= 8 (<bos>, <eos> and room for text), got {config.max_length}")
+        check_more_text(config.more_text)
         super().__init__(config, seed, dataset)
         self.next_sentence = False  # pairs and NSP labels: set by `build_network` from the model
 
-    # --- the tokenizer ------------------------------------------------------------------
-    def build_vocab(self, data: str | list[Example]) -> None:
+    # --- the text and the tokenizer ------------------------------------------------------
+    def sentences(self, split: str) -> list[str]:
+        """The split's sentences; for training, those of `more_text`'s datasets after the main one's."""
+        sentences = sentences_of(self.load(split))
+        if split == "train":
+            for name in self.config.more_text:
+                more = sentences_of(open_dataset(name).load("train"))
+                log.info("task.more_text: %d sentences of %s join the training text", len(more), name)
+                sentences += more
+        return sentences
+
+    def ensure_vocab(self) -> None:
         if self.tokenizer is None:  # else inherited (pretraining on from a checkpoint)
-            self.tokenizer = self.train_tokenizer([self.normalize(s) for s in sentences_of(data)])
+            self.tokenizer = self.train_tokenizer([self.normalize(s) for s in self.sentences("train")])
+
+    def build_vocab(self, data: str | list[Example]) -> None:
+        self.ensure_vocab()
 
     def state_dict(self) -> dict[str, Any]:
         self.ensure_vocab()
@@ -151,7 +174,7 @@ class PretrainingTask(TextTask):
         if split not in self._encoded:
             self.ensure_vocab()
             sentences = [ids for ids in (self.tokenizer.encode(self.normalize(s))
-                                         for s in sentences_of(self.load(split))) if ids]
+                                         for s in self.sentences(split)) if ids]
             vocab, c = self.tokenizer.vocab, self.config
             if self.next_sentence:
                 generator = seeded_generator(self.seed, SPLIT_CODES[split])
@@ -242,6 +265,16 @@ class PretrainingTask(TextTask):
 
 
 # --- the text, the sequences and the masks ---------------------------------------------------
+def check_more_text(names: list[str]) -> None:
+    """RnnzooError for a name in task.more_text that is no dataset with files."""
+    for name in names:
+        if name not in DATASETS:
+            raise RnnzooError(f"task.more_text: {DATASETS.unknown_message(name)}")
+        if not hasattr(DATASETS.get(name), "load"):
+            raise RnnzooError(f"task.more_text: dataset '{name}' has no text to add (its task generates its data); "
+                              f"choices with files: {', '.join(n for n in DATASETS.names() if hasattr(DATASETS.get(n), 'load'))}")
+
+
 def sentences_of(data: str | list[Example]) -> list[str]:
     """The sentences of a split of any kind: the non-empty lines of a text, the words of labelled
     and tagged examples (labels and tags dropped), both sides of parallel pairs."""
