@@ -264,3 +264,19 @@ def test_every_training_step_runs_in_training_mode_after_the_evaluations(tmp_pat
     monkeypatch.setattr(CopyTask, "build_network", build_network)
     train(compose_config(TINY_COPY), tmp_path)  # 6 steps, evaluating after steps 3 and 6
     assert modes.count(True) == 6 and False in modes[3:modes.index(True, 3)]
+
+
+def test_freeze_leaves_the_named_parameters_as_they_started(tmp_path):
+    frozen = "trainer.freeze=[body.rnn.weight_hh_l0,head]"
+    weights = [load_checkpoint_file(tmp_path / name / "checkpoints" / "last.pt")["model"]
+               for name in ("short", "long")
+               if train(compose_config([*TINY_COPY, frozen, f"trainer.max_steps={3 if name == 'short' else 6}"]),
+                        tmp_path / name)]
+    for name in ("body.rnn.weight_hh_l0", "head.weight", "head.bias"):
+        assert weights[0][name].equal(weights[1][name]), name
+    assert not weights[0]["body.rnn.weight_ih_l0"].equal(weights[1]["body.rnn.weight_ih_l0"])  # still trains
+
+
+def test_freeze_of_a_name_that_matches_nothing_lists_the_parts(tmp_path):
+    with pytest.raises(RnnzooError, match=r"trainer.freeze: no parameter is named 'body.rn'.*parts: body.rnn, head$"):
+        train(compose_config([*TINY_COPY, "trainer.freeze=[body.rn]"]), tmp_path)

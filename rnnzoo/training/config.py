@@ -45,6 +45,8 @@ class TrainerConfig:
                                       "with gradient scaling: cuda only)")
     compile: bool = help_field(False, "torch.compile the network for training (models that loop over time steps "
                                       "in Python stay eager, with a notice)")
+    freeze: list[str] = help_field([], "parameters left untrained: names or name prefixes as the network lists them "
+                                       "(e.g. [body.embeddings] for a fine-tuned bert's embeddings)")
     devices: int = help_field(1, "processes on this machine, one per GPU on cuda (gloo processes on cpu): "
                                  "`rnnzoo train trainer.devices=N` relaunches itself through torchrun")
 

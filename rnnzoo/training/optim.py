@@ -12,6 +12,24 @@ from ..errors import RnnzooError
 from .config import TrainerConfig
 
 
+def freeze(network: nn.Module, prefixes: Iterable[str]) -> int:
+    """requires_grad=False on every parameter whose name is a prefix or starts with one followed by
+    a dot; returns how many tensors froze. A prefix naming nothing is an error listing the network's
+    top-level names, so a typo cannot silently train everything."""
+    names = dict(network.named_parameters())
+    frozen = 0
+    for prefix in prefixes:
+        matched = [p for name, p in names.items() if name == prefix or name.startswith(prefix + ".")]
+        if not matched:
+            tops = sorted({".".join(name.split(".")[:-1][:2]) or name for name in names})  # modules, 2 deep
+            raise RnnzooError(f"trainer.freeze: no parameter is named {prefix!r} or under it; "
+                              f"the network's parts: {', '.join(tops)}")
+        for parameter in matched:
+            parameter.requires_grad_(False)
+        frozen += len(matched)
+    return frozen
+
+
 def build_optimizer(parameters: Iterable[nn.Parameter], config: TrainerConfig) -> torch.optim.Optimizer:
     parameters = [p for p in parameters if p.requires_grad]
     if config.optimizer == "adam":

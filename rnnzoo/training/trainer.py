@@ -41,7 +41,7 @@ from .config import TrainerConfig
 from .diagnostics import GradientProbe
 from .distributed import Distributed, TaskStep
 from .logger import NullLogger, RunLogger
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, freeze
 from .precision import Precision
 
 log = logging.getLogger("rnnzoo")
@@ -116,6 +116,9 @@ class Trainer(RunTrainer):
                  run_config: dict[str, Any]) -> None:
         super().__init__(task, network, config, run_dir, run_config)
         self.model = self.network
+        frozen = freeze(self.model, config.freeze)  # before DDP, which registers the parameters to reduce
+        if frozen and self.dist.is_main:
+            log.info("trainer.freeze: %d parameter tensors left untrained", frozen)
         if config.compile:
             self.network, notice = compiled_for_training(self.model, self.device)
             if notice and self.dist.is_main:
