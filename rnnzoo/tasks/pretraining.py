@@ -137,18 +137,21 @@ class PretrainingTask(TextTask):
             raise ValueError(f"max_length must be >= 8 (<bos>, <eos> and room for text), got {config.max_length}")
         check_more_text(config.more_text)
         super().__init__(config, seed, dataset)
+        self._sentences: dict[str, list[str]] = {}
         self.next_sentence = False  # pairs and NSP labels: set by `build_network` from the model
 
     # --- the text and the tokenizer ------------------------------------------------------
     def sentences(self, split: str) -> list[str]:
-        """The split's sentences; for training, those of `more_text`'s datasets after the main one's."""
-        sentences = sentences_of(self.load(split))
-        if split == "train":
-            for name in self.config.more_text:
+        """The split's sentences; for training, those of `more_text`'s datasets after the main one's
+        (read once: the tokenizer and the packing both want them)."""
+        if split not in self._sentences:
+            sentences = sentences_of(self.load(split))
+            for name in self.config.more_text if split == "train" else ():
                 more = sentences_of(open_dataset(name).load("train"))
                 log.info("task.more_text: %d sentences of %s join the training text", len(more), name)
                 sentences += more
-        return sentences
+            self._sentences[split] = sentences
+        return self._sentences[split]
 
     def ensure_vocab(self) -> None:
         if self.tokenizer is None:  # else inherited (pretraining on from a checkpoint)
