@@ -22,7 +22,7 @@ from rnnzoo.errors import RnnzooError
 from rnnzoo.lecture import Result, Run, Section, spread
 from rnnzoo.lecture import attention_length, bidirectional, equal_time
 from rnnzoo.lecture.common import config_of
-from rnnzoo.lecture.real_data import MULTI30K_GROUP, lead
+from rnnzoo.lecture.real_data import MULTI30K_GROUP, beyond_spread, lead
 from rnnzoo.lecture.runs import check_runs
 
 from .conftest import ROOT, compose_config
@@ -222,11 +222,22 @@ def test_equal_time_report(tmp_path, data_dirs):
         assert fragment in flipped.conclusion
 
 
+def test_a_pretraining_lead_within_the_seed_spread_is_not_called_help(tmp_path, data_dirs):
+    results = fabricated(equal_time, tmp_path)
+    for seed, accuracy in enumerate([0.80, 0.76, 0.79]):  # scratch 78.3 ± 2.1; fine-tuned 90.1 ± 0.1 -> 79.6 ± 0.2
+        results[f"sst2_scratch_s{seed}"].metrics["test/accuracy"] = accuracy
+        results[f"sst2_finetune_s{seed}"].metrics["test/accuracy"] = 0.794 + 0.002 * seed
+    verdict = equal_time.pretraining_verdict(results)
+    assert "within it" in verdict and "within the noise of the seeds" in verdict and "helped" not in verdict
+
+
 def test_lead_weighs_the_difference_against_the_seed_spread():
     assert lead("a", [2.0, 2.2], "b", [1.0, 1.2], "pts") == (1, "a is ahead by 1.0 pts (seed spread ±0.1: beyond it)")
     assert lead("a", [1.0, 3.0], "b", [1.5, 2.0], "pts")[1].endswith("(seed spread ±1.4: within it)")
     assert lead("a", [1.0], "b", [1.2], "nats", lower_is_better=True)[0] == 1
     assert lead("a", [1.0], "b", [1.0], "pts")[0] == 0
+    assert beyond_spread([2.0, 2.2], [1.0, 1.2]) and not beyond_spread([1.0, 3.0], [1.5, 2.0])
+    assert not beyond_spread([2.0], [1.0])  # one seed each: nothing to weigh the difference against
 
 
 # --- the length script's JSON, on a tiny reversal model (generated data) ----------------------

@@ -66,6 +66,13 @@ def multi30k_budget(quick: bool) -> str:
                  "so BLEU stays below docs/results_translation.md's)")
 
 
+def beyond_spread(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether the means of a and b differ by more than the larger seed spread (False with one seed each)."""
+    if len(a) < 2 and len(b) < 2:
+        return False
+    return abs(mean_std(a)[0] - mean_std(b)[0]) > max(mean_std(a)[1], mean_std(b)[1])
+
+
 def lead(name_a: str, a: Sequence[float], name_b: str, b: Sequence[float], unit: str, digits: int = 1,
          lower_is_better: bool = False) -> tuple[int, str]:
     """Which of two configurations is ahead, and by how much against the seed spread.
@@ -82,7 +89,7 @@ def lead(name_a: str, a: Sequence[float], name_b: str, b: Sequence[float], unit:
     noise = max(mean_std(a)[1], mean_std(b)[1])
     phrase = f"{winner} is ahead by {abs(difference):.{digits}f} {unit}"
     if len(a) > 1 or len(b) > 1:
-        phrase += f" (seed spread ±{noise:.{digits}f}: {'beyond' if abs(difference) > noise else 'within'} it)"
+        phrase += f" (seed spread ±{noise:.{digits}f}: {'beyond' if beyond_spread(a, b) else 'within'} it)"
     else:
         phrase += " (one seed: no spread to weigh it against)"
     return sign, phrase
