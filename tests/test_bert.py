@@ -279,6 +279,8 @@ def test_recipes_compose_and_fine_tuning_requires_its_checkpoint():
     assert (pretrain.task.name, pretrain.model.name, pretrain.dataset.phrases) == ("pretraining", "bert", True)
     finetune, scratch = (api.plain(compose_config([f"experiment=sst2_bert_{name}"])) for name in ("finetune", "scratch"))
     assert finetune["trainer"] == scratch["trainer"] and scratch["model"]["init_from"] is None
+    # both learn from GLUE's labelled phrases, the training set of BERT-Tiny's published 83.2
+    assert finetune["dataset"] == scratch["dataset"] and scratch["dataset"]["phrases"] is True
     # the same task but the readout, which each arm picks by its validation accuracy
     assert {**finetune["task"], "pooling": "first"} == scratch["task"]
     assert (finetune["task"]["pooling"], scratch["task"]["pooling"]) == ("mean", "first")
