@@ -133,6 +133,20 @@ def test_nan_loss_can_skip_batches(tmp_path, monkeypatch):
     assert load_checkpoint_file(tmp_path / "checkpoints" / "last.pt")["batch_in_epoch"] == 5
 
 
+def test_skipping_gives_up_when_every_batch_is_nan(tmp_path, monkeypatch):
+    real_step = CopyTask.step
+
+    def always_nan(self, network, batch, state=None):
+        out = real_step(self, network, batch, state)
+        out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(CopyTask, "step", always_nan)
+    monkeypatch.setattr("rnnzoo.training.trainer.MAX_SKIPPED_IN_A_ROW", 3)
+    with pytest.raises(TrainingError, match="loss is nan for 3 batches in a row at step 1"):
+        train(compose_config([*TINY_COPY, "trainer.on_nan=skip", "trainer.max_steps=4"]), tmp_path)
+
+
 def test_ctrl_c_saves_last_checkpoint(tmp_path, monkeypatch):
     interrupt_training_at(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):

@@ -45,6 +45,7 @@ from .optim import build_optimizer, build_scheduler, freeze
 from .precision import Precision
 
 log = logging.getLogger("rnnzoo")
+MAX_SKIPPED_IN_A_ROW = 100  # trainer.on_nan=skip gives up after this many NaN/inf losses in a row
 
 
 class TrainingError(RnnzooError):
@@ -131,6 +132,7 @@ class Trainer(RunTrainer):
         self.progress = Progress()
         self.carry: State | None = None  # state carried across batches (streaming tasks)
         self._window_count = 0
+        self._bad_in_a_row = 0  # trainer.on_nan=skip: batches skipped since the last usable one
         self._since_log: dict[str, float] = {}
         self._tokens_since_log = 0
         self._last_log_time = time.perf_counter()
@@ -227,6 +229,7 @@ class Trainer(RunTrainer):
         if not usable:
             self._bad_loss(loss_value)
             return state
+        self._bad_in_a_row = 0
         add_stats(self._since_log, out.stats)
         self._tokens_since_log += window.num_tokens
         self._window_count += 1
@@ -263,6 +266,11 @@ class Trainer(RunTrainer):
         if self.config.on_nan == "stop":
             raise TrainingError(f"loss is {value} at step {self.progress.step + 1}; lower trainer.lr, "
                                 "set trainer.grad_clip, or trainer.on_nan=skip to skip such batches")
+        self._bad_in_a_row += 1
+        if self._bad_in_a_row >= MAX_SKIPPED_IN_A_ROW:  # the step count no longer moves: max_steps would never come
+            raise TrainingError(f"loss is {value} for {self._bad_in_a_row} batches in a row at step "
+                                f"{self.progress.step + 1}: trainer.on_nan=skip cannot recover; lower trainer.lr "
+                                "or set trainer.grad_clip")
         log.warning("skipping a batch whose loss is %s at step %d", value, self.progress.step + 1)
         self.optimizer.zero_grad(set_to_none=True)
 
