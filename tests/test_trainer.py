@@ -245,6 +245,13 @@ def test_gradient_probe_needs_a_recurrent_model(tmp_path):
         GradientProbe(None, None, tmp_path, torch.nn.Linear(2, 2))
 
 
+def test_gradient_probe_norms_survive_float32_underflow():
+    from rnnzoo.training.diagnostics import gradient_norm
+    vanished = torch.full((64,), 1e-25)  # float32 holds each entry, but not its square
+    assert float(vanished.norm()) == 0.0 and gradient_norm(vanished) == pytest.approx(8e-25, rel=1e-6)
+    assert gradient_norm(None) == 0.0
+
+
 def test_adding_predicts_the_sum_of_marked_numbers(tmp_path):
     from rnnzoo.api import predict
     train(compose_config(TINY_ADDING), tmp_path)

@@ -40,7 +40,7 @@ class GradientProbe:
         finally:
             for parameter, grad in zip(network.parameters(), saved):
                 parameter.grad = grad
-        return [float(h.grad.norm()) if h.grad is not None else 0.0 for h in states]  # (T,)
+        return [gradient_norm(h.grad) for h in states]  # (T,)
 
     def record(self, network: nn.Module, step: int, writer: Any) -> list[float]:
         norms = self.norms(network)
@@ -48,6 +48,12 @@ class GradientProbe:
             handle.write(json.dumps({"step": step, "norms": norms}) + "\n")
         writer.add_figure("grad_probe/dL_dh", plot_norms(norms, step), step)
         return norms
+
+
+def gradient_norm(grad: torch.Tensor | None) -> float:
+    """||grad||_2, taken in float64: squaring float32 entries below about 1e-19 underflows to 0, and
+    vanished gradients are what the probe is there to measure (0.0 for no gradient at all)."""
+    return float(grad.double().norm()) if grad is not None else 0.0
 
 
 def plot_norms(norms: list[float], step: int):
