@@ -17,16 +17,21 @@ So every option exists with its type and default even when the YAML file does no
 from __future__ import annotations
 
 import dataclasses
+import threading
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Sequence
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
 
 from .registry import DATASETS, MODELS, TASKS, Registry
 from .training.config import TrainerConfig
 
 GROUPS: dict[str, Registry] = {"model": MODELS, "task": TASKS, "dataset": DATASETS}
+_HYDRA = threading.Lock()  # Hydra's compose API keeps global state: one composition at a time
 
 
 def config_dir() -> Path:
@@ -62,3 +67,10 @@ def register_schemas() -> None:
 def group_choices(group: str) -> list[str]:
     """The YAML configs of a group, by name (what `model=NAME` may say)."""
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+def compose_train(overrides: Sequence[str], name: str = "train") -> DictConfig:
+    """The config `rnnzoo train OVERRIDES` composes (without Hydra's own `hydra.*` node)."""
+    register_schemas()
+    with _HYDRA, initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))

@@ -5,8 +5,8 @@
     python scripts/reproduce.py --only hopfield long_range --jobs 2
 
 Runs land in outputs/reproduce/<full|quick>/<experiment>/<run>/; a run whose metrics.json is
-there (same command) is not trained again, so an interrupted reproduction resumes where it
-stopped. The page, and its figures in <page dir>/results/, are written at the end.
+there (same command, and the config it composes unchanged) is not trained again, so an
+interrupted reproduction resumes where it stopped, and an edited recipe retrains its runs. The page, and its figures in <page dir>/results/, are written at the end.
 """
 
 from __future__ import annotations

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from rnnzoo.config import config_dir, register_schemas
+from rnnzoo.config import compose_train
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("RNNZOO_DATA_DIR", ROOT.parent / "shared" / "data"))
@@ -28,9 +27,7 @@ torch.set_num_threads(1)  # tests run side by side on small machines
 
 def compose_config(overrides: list[str], name: str = "train") -> DictConfig:
     """The config `rnnzoo train OVERRIDES` would compose."""
-    register_schemas()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
+    return compose_train(overrides, name)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

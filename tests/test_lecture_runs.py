@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -129,3 +130,27 @@ def test_finished_lists_what_is_there_and_trains_nothing(tmp_path, fake):
     runner.execute("exp", runs[:1])
     assert list(runner.finished("exp", runs)) == ["a"] and executions(tmp_path) == 1
     assert runner.finished("exp", [Run("a", ("{folder}", "5"), script=fake)]) == {}  # another command: not it
+
+
+def test_a_train_run_whose_recipe_changed_since_is_not_reused(tmp_path):
+    from omegaconf import OmegaConf
+
+    from rnnzoo.config import compose_train
+    run, folder = Run("a", ("task=copy", "task.length=3")), tmp_path / "out" / "exp" / "a"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / "metrics.json").write_text('{"value": 1}')
+    command = run.command(folder, {})
+    (folder / "reproduce.json").write_text(json.dumps({"command": command[1:], "seconds": 1.0}))
+    recorded = OmegaConf.to_container(compose_train([a for a in command[4:] if not a.startswith("hydra.")]))
+    recorded["trainer"]["an_option_since_removed"] = 1  # a setting only one side has is no edit
+
+    def reuse(logged):
+        OmegaConf.save(recorded, folder / ".hydra" / "config.yaml")
+        return Runner(tmp_path / "out", log=logged.append).reuse(run, folder, {})
+
+    logged: list[str] = []
+    assert reuse(logged).metrics == {"value": 1} and logged == []
+    recorded["task"]["delay"] += 1  # as if configs/task/copy.yaml had said another delay when it ran
+    recorded["trainer"]["lr"] *= 2
+    assert reuse(logged) is None
+    assert logged == ["  exp/a: its recipe changed since it ran (task.delay, trainer.lr)"]

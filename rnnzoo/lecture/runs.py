@@ -1,9 +1,12 @@
 """Running an experiment's runs: each one `rnnzoo train ...` (or a script) in a folder of its own.
 
-A run is finished when its folder holds `metrics.json` and `reproduce.json` records the same
-command: `make reproduce` run twice trains nothing the second time, and a run interrupted
-halfway (or whose command changed) is trained again from scratch. Only the command is compared:
-after editing a recipe (or the code), delete the folders of the runs it should change. Runs go `jobs` at a time,
+A run is finished when its folder holds `metrics.json`, `reproduce.json` records the same
+command, and the config the command composes now agrees with the one the run recorded
+(`.hydra/config.yaml`) on every setting both have: `make reproduce` run twice trains nothing
+the second time, and a run interrupted halfway, whose command changed, or whose recipe was
+edited since is trained again from scratch. (A setting only one side has is a new or removed
+option, not an edit.) Code changes are not detected: after changing what a run computes, delete
+the folders of the runs it should change. Runs go `jobs` at a time,
 one thread each (2 jobs on the project's 2-core machines); a run waits for the runs it reads
 (`after`), e.g. a length sweep for the checkpoints it evaluates.
 
@@ -25,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from omegaconf import OmegaConf
+
+from ..config import compose_train
 from ..errors import RnnzooError
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: scripts/ and configs/ live here
@@ -110,7 +116,13 @@ class Runner:
         if not (folder / "metrics.json").exists() or not record.exists():
             return None
         recorded = json.loads(record.read_text())
-        if recorded.get("command") != run.command(folder, folders)[1:]:
+        command = run.command(folder, folders)
+        if recorded.get("command") != command[1:]:
+            return None
+        edited = [] if run.script is not None else recipe_edits(folder, command)
+        if edited:
+            self.log(f"  {folder.parent.name}/{run.name}: its recipe changed since it ran "
+                     f"({', '.join(edited[:4])}{', ...' if len(edited) > 4 else ''})")
             return None
         return Result(run, folder, read_metrics(folder), recorded["seconds"], reused=True)
 
@@ -135,6 +147,29 @@ class Runner:
                               + "\n".join(tail))
         record.write_text(json.dumps({"command": command[1:], "seconds": round(seconds, 1)}, indent=1))
         return Result(run, folder, read_metrics(folder), seconds)
+
+
+def recipe_edits(folder: Path, command: list[str]) -> list[str]:
+    """The settings (dotted) on which the run's recorded config and what its train command composes
+    now disagree; [] when the run recorded none."""
+    recorded = folder / ".hydra" / "config.yaml"
+    if not recorded.exists():
+        return []
+    overrides = [a for a in command[command.index("train") + 1:] if not a.startswith("hydra.")]
+    now = OmegaConf.to_container(compose_train(overrides), resolve=False)
+    return config_differences(OmegaConf.to_container(OmegaConf.load(recorded), resolve=False), now)
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys that both mappings hold with different values (a key only one holds is ignored)."""
+    differences = []
+    for key in sorted(old.keys() & new.keys()):
+        a, b, name = old[key], new[key], f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            differences += config_differences(a, b, f"{name}.")
+        elif a != b:
+            differences.append(name)
+    return differences
 
 
 def read_metrics(folder: Path) -> dict[str, Any]:
