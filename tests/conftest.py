@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from rnnzoo.config import compose_train
+from rnnzoo.config import compose_train as compose_as_cli  # the fixture below takes the name
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("RNNZOO_DATA_DIR", ROOT.parent / "shared" / "data"))
@@ -27,7 +27,7 @@ torch.set_num_threads(1)  # tests run side by side on small machines
 
 def compose_config(overrides: list[str], name: str = "train") -> DictConfig:
     """The config `rnnzoo train OVERRIDES` would compose."""
-    return compose_train(overrides, name)
+    return compose_as_cli(overrides, name)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -36,7 +36,7 @@ class TrainerConfig:
     eval_every: int = help_field(100, "evaluate on the validation split every this many steps")
     log_every: int = help_field(10, "write training scalars every this many steps")
     on_nan: str = help_field("stop", "a NaN/inf loss: stop (naming the step) or skip the batch "
-                             "(stopping after 100 in a row)")
+                             "(training ends, diverged, after 100 in a row)")
     deterministic: bool = help_field(False, "use deterministic kernels only (slower)")
     num_threads: int | None = help_field(None, "CPU threads for torch (null: torch's default)")
     progress: bool = help_field(True, "show a tqdm progress bar")

@@ -45,7 +45,7 @@ from .optim import build_optimizer, build_scheduler, freeze
 from .precision import Precision
 
 log = logging.getLogger("rnnzoo")
-MAX_SKIPPED_IN_A_ROW = 100  # trainer.on_nan=skip gives up after this many NaN/inf losses in a row
+MAX_SKIPPED_IN_A_ROW = 100  # trainer.on_nan=skip ends training after this many NaN/inf losses in a row
 
 
 class TrainingError(RnnzooError):
@@ -187,8 +187,15 @@ class Trainer(RunTrainer):
         batch = next(iter(self.task.eval_batches("val"))).to(self.device)
         return GradientProbe(self.task, batch, self.run_dir, self.model)
 
+    def _diverged(self) -> bool:
+        """on_nan=skip: so many NaN/inf losses in a row that the net will not recover. Skipped batches
+        take no step, so without this a max_steps budget would never be spent."""
+        return self._bad_in_a_row >= MAX_SKIPPED_IN_A_ROW
+
     def _budget_spent(self, started: float) -> bool:
         c, p = self.config, self.progress
+        if self._diverged():
+            return True
         if (c.max_steps is not None and p.step >= c.max_steps) or (c.max_epochs is not None and p.epoch >= c.max_epochs):
             return True
         # each rank reads its own clock: they stop together when one says so
@@ -267,11 +274,10 @@ class Trainer(RunTrainer):
             raise TrainingError(f"loss is {value} at step {self.progress.step + 1}; lower trainer.lr, "
                                 "set trainer.grad_clip, or trainer.on_nan=skip to skip such batches")
         self._bad_in_a_row += 1
-        if self._bad_in_a_row >= MAX_SKIPPED_IN_A_ROW:  # the step count no longer moves: max_steps would never come
-            raise TrainingError(f"loss is {value} for {self._bad_in_a_row} batches in a row at step "
-                                f"{self.progress.step + 1}: trainer.on_nan=skip cannot recover; lower trainer.lr "
-                                "or set trainer.grad_clip")
         log.warning("skipping a batch whose loss is %s at step %d", value, self.progress.step + 1)
+        if self._diverged():
+            log.error("training ends: the loss was %s for %d batches in a row at step %d (diverged; lower "
+                      "trainer.lr or set trainer.grad_clip)", value, self._bad_in_a_row, self.progress.step + 1)
         self.optimizer.zero_grad(set_to_none=True)
 
     def _optimizer_step(self) -> None:
