@@ -18,7 +18,7 @@ Setup, three comparisons of the project's recipes:
 * Multi30k de-en: `multi30k_bahdanau` against `multi30k_transformer`, 10 minutes each, one
   seed; the runs are shared with attention_length.
 * SST-2: `sst2_bert_pretrain` (masked LM on SST-2's GLUE phrases and four English corpora)
-  once, cut to 15 minutes, then three seeds each of `sst2_bert_finetune` from its checkpoint
+  once (its recipe's 15 minutes), then three seeds each of `sst2_bert_finetune` from its checkpoint
   and `sst2_bert_scratch` from random weights, the same budget each: their recipes' 6,000
   steps on GLUE's 67,349 labelled phrases, about 4 minutes on one core, under a cap of 600 s;
   test accuracy of the best validation checkpoint.
