@@ -253,14 +253,19 @@ def plain(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
 
 
 # --- the verbs ------------------------------------------------------------------------
+def set_threads(trainer_values: dict[str, Any]) -> None:
+    """`trainer.num_threads`, where set: torch's CPU threads (1 per job on a shared machine)."""
+    if trainer_values.get("num_threads"):
+        torch.set_num_threads(int(trainer_values["num_threads"]))
+
+
 def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, float]:
     """Train as `rnnzoo train` does; write the run folder; return the final metrics."""
     config = plain(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer_values = config.get("trainer", {})
-    if trainer_values.get("num_threads"):
-        torch.set_num_threads(int(trainer_values["num_threads"]))
+    set_threads(trainer_values)
     seed_everything(int(config.get("seed", 0)), bool(trainer_values.get("deterministic", False)))
     task, network, trainer_config = build(config)
     log.info("model %s (%s parameters) on task %s", config["model"]["name"],
@@ -293,6 +298,7 @@ def _load_for_inference(config: dict[str, Any], verb: str):
 
     if config.get("checkpoint") in (None, "", "???"):
         raise RnnzooError(f"{verb} needs checkpoint=PATH (a run's checkpoints/best.pt or last.pt)")
+    set_threads(config.get("trainer", {}))
     network, task, _ = _rebuild(load_checkpoint_file(config["checkpoint"]))
     device = resolve_device(config.get("trainer", {}).get("device", "auto"))
     return network.to(device), task, device

@@ -82,6 +82,17 @@ def test_eval_reproduces_the_final_metrics(tmp_path):
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == metrics
 
 
+def test_the_inference_verbs_take_trainer_num_threads(tmp_path):
+    for verb in ("eval", "predict", "sample", "translate"):  # Hydra refuses a key its config lacks
+        assert compose_config(["checkpoint=x.pt", "trainer.num_threads=2"], name=verb).trainer.num_threads == 2
+    train(compose_config(TINY_COPY), tmp_path / "run")
+    try:  # all four load their checkpoint through the same function
+        evaluate({"checkpoint": str(tmp_path / "run" / "checkpoints" / "best.pt"), "trainer": {"num_threads": 2}})
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
 def test_truncated_bptt_cuts_windows_and_trains(tmp_path):
     final = train(compose_config([*TINY_COPY, "trainer.tbptt_steps=4"]), tmp_path)
     # copy sequences have 2*3+2 = 8 steps: two windows per batch, so 6 batches give >= 6 steps
