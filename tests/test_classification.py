@@ -3,6 +3,7 @@ nn.LSTM's h_n, macro-F1 against scikit-learn, and train -> eval -> predict throu
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 
@@ -14,7 +15,7 @@ from rnnzoo.data import LabeledText
 from rnnzoo.errors import RnnzooError
 from rnnzoo.tasks.classification import POOLINGS, macro_f1
 
-from .conftest import compose_config, run_cli
+from .conftest import ROOT, compose_config, run_cli
 
 POSITIVE = ["good", "great", "fine", "lovely", "superb"]
 NEGATIVE = ["bad", "awful", "dull", "poor", "boring"]
@@ -136,3 +137,36 @@ def test_every_fitting_model_classifies_and_learns(tmp_path, model):
     out = task.step(network.train(), next(task.train_batches(0)), None)
     out.loss.backward()
     assert torch.isfinite(out.loss) and all(p.grad is not None for p in network.head.parameters())
+
+
+def sentiment_subsets():
+    spec = importlib.util.spec_from_file_location("sentiment_subsets", ROOT / "scripts" / "sentiment_subsets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sentiment_subsets_scores_each_arm_on_negated_contrasted_and_other_sentences(tmp_path, capsys):
+    script = sentiment_subsets()
+    assert [script.subset_of(s) for s in ("it is n't good but fun", "dull , yet fun", "a lovely film")] == \
+        ["negation", "contrast", "rest"]
+    api.train(compose_config([*TINY_CLASSIFICATION, *tiny_files(tmp_path)]), tmp_path / "run")
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "best.pt")
+    lines = ["pos not a bad film", "neg not good", "pos dull but lovely", "neg the film was awful",
+             "pos a great story", "pos quite fine"]
+    (tmp_path / "sst.txt").write_text("\n".join(lines) + "\n")
+    script.main(["--arm", f"one={checkpoint}", "--arm", f"two={checkpoint},{checkpoint}", "--data",
+                 str(tmp_path / "sst.txt")])
+    predicted = list(api.predict({"checkpoint": checkpoint, "trainer": {"device": "cpu"}},
+                                 [line.split(" ", 1)[1] for line in lines]))
+    rest = 100 * sum(p == line.split()[0] for p, line in zip(predicted[3:], lines[3:])) / 3
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "| subset | sentences | one (1) | two (2) |"
+    assert table[2].startswith("| negation | 2 |") and table[3].startswith("| contrast | 1 |")
+    assert table[4] == f"| rest | 3 | {rest:.2f} | {rest:.2f} ± 0.00 |"  # two seeds of one checkpoint agree
+    with pytest.raises(SystemExit):
+        script.main(["--arm", "bad", "--data", str(tmp_path / "sst.txt")])
+    assert "expected NAME=CHECKPOINT" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"sst.txt:1: expected 'LABEL sentence'"):
+        (tmp_path / "sst.txt").write_text("pos\n")
+        script.main(["--arm", f"one={checkpoint}", "--data", str(tmp_path / "sst.txt")])
