@@ -1,6 +1,7 @@
 """The functions behind the CLI, callable from tests and notebooks with a composed config.
 
     train(cfg, run_dir)      build task + model, check they fit, fit, return final metrics
+    prepare(cfg)             tokenize the run's data into the token cache, train nothing
     evaluate(cfg, run_dir)   rebuild everything from `cfg.checkpoint` alone, evaluate a split
     create_model(name, **overrides), list_models(pattern), load_checkpoint(path)
 """
@@ -272,6 +273,19 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, fl
              f"{sum(p.numel() for p in network.parameters()):,}", config["task"]["name"])
     trainer = task.make_trainer(network=network, config=trainer_config, run_dir=run_dir, run_config=config)
     return trainer.fit(resume=config.get("resume"))
+
+
+def prepare(cfg: DictConfig | dict[str, Any]) -> Any:
+    """Read and tokenize the data of the run `cfg` describes into the token cache, as `rnnzoo
+    prepare` does; return the task (its `cache_entries` name what was written or found).
+
+    The model is built too: it decides how a task frames its inputs (BERT's [CLS] ... [SEP],
+    next-sentence pairs), which is part of what is cached."""
+    config = plain(cfg)
+    set_threads(config.get("trainer", {}))
+    task, _network, _ = build(config)
+    task.prepare_splits()
+    return task
 
 
 def evaluate(cfg: DictConfig | dict[str, Any], run_dir: str | Path | None = None) -> dict[str, float]:

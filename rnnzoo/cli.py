@@ -1,6 +1,7 @@
 """The `rnnzoo` command: a verb, then Hydra overrides.
 
     rnnzoo train [overrides]                    train; `model=`, `task=`, `trainer.*`, `--multirun`...
+    rnnzoo prepare [overrides of train]         tokenize that run's data into the token cache now
     rnnzoo eval checkpoint=PATH [split=test]    evaluate a checkpoint, rebuilt from the file alone
     rnnzoo predict checkpoint=PATH [input=FILE] one output line per input line (stdin by default)
     rnnzoo sample checkpoint=PATH prompt=...    stream generated text
@@ -33,17 +34,19 @@ USAGE = """usage: rnnzoo VERB [OVERRIDES...]
 
 verbs:
   train   train a model on a task        rnnzoo train model=lstm task=copy trainer.max_steps=500
+  prepare tokenize a run's data once     rnnzoo prepare task=generation dataset=text_files dataset.train=BIG.txt
   eval    evaluate a saved checkpoint    rnnzoo eval checkpoint=outputs/.../checkpoints/best.pt split=test
   predict tags/labels/answers per line   rnnzoo predict checkpoint=PATH input=lines.txt   (or stdin)
   sample  stream generated text          rnnzoo sample checkpoint=PATH prompt="ROMEO:" max_new_tokens=500
   translate  translate lines             rnnzoo translate checkpoint=PATH input=source.txt beam_size=5 [alignment=true]
-  list    what can be trained            rnnzoo list   |   rnnzoo list model=lstm (its options)
+  list    what can be trained            rnnzoo list   |   rnnzoo list model=lstm (its options)   |   rnnzoo list cache
 
 Overrides are Hydra's: key=value, group=choice, --multirun a=1,2, --cfg job, hydra.run.dir=DIR.
 `rnnzoo VERB --help` shows the config groups and the composed config of that verb.
 """
 
-VERBS = {"train": "train", "eval": "eval", "predict": "predict", "sample": "sample", "translate": "translate"}
+VERBS = {"train": "train", "prepare": "prepare", "eval": "eval", "predict": "predict", "sample": "sample",
+         "translate": "translate"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,8 +99,8 @@ def _run_hydra(verb: str, overrides: list[str]) -> None:
 
     from .config import config_dir
 
-    job = _guarded({"train": _train_job, "eval": _eval_job, "predict": _predict_job, "sample": _sample_job,
-                    "translate": _translate_job}[verb])
+    job = _guarded({"train": _train_job, "prepare": _prepare_job, "eval": _eval_job, "predict": _predict_job,
+                    "sample": _sample_job, "translate": _translate_job}[verb])
     if verb == "train":
         from .training.distributed import hydra_overrides_for_rank
         overrides = hydra_overrides_for_rank(overrides)
@@ -156,6 +159,19 @@ def _launch(devices: int, cfg: DictConfig, run_dir: str) -> None:
     status = launch(devices, device, [*overrides.task, *own, f"hydra.run.dir={quoted_dir}"])
     if status != 0:  # the workers said why, above
         sys.exit(status)
+
+
+def _prepare_job(cfg: DictConfig) -> None:
+    from .api import prepare
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the cache's progress lines, on stderr
+    task = prepare(cfg)
+    entries = getattr(task, "cache_entries", {})
+    if not entries:
+        print(f"nothing to cache: dataset '{cfg.dataset.name}' is generated, or dataset.cache=false")
+        return
+    from .listing import cache_table
+    print(cache_table(list(entries.items())))
 
 
 def _eval_job(cfg: DictConfig) -> None:

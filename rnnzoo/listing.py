@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .api import _load_registries, check_compatible
 from .errors import IncompatibleError, RnnzooError
 from .models.traits import model_traits
@@ -18,14 +20,16 @@ def print_listing(args: list[str]) -> None:
         return
     for arg in args:
         kind, _, name = arg.partition("=")
-        if kind == "trainer":
+        if kind == "cache":
+            print(cached_corpora(name or None))
+        elif kind == "trainer":
             print(options("trainer", TrainerConfig))
         elif kind in REGISTRIES and name:
             entry = REGISTRIES[kind].entry(name)
             print(f"{kind} {name}: {entry.summary}")
             print(options(f"{kind}.", entry.config) if entry.config else "  (no options)")
         else:
-            raise RnnzooError(f"list takes model=NAME, task=NAME, dataset=NAME or trainer, got '{arg}'")
+            raise RnnzooError(f"list takes model=NAME, task=NAME, dataset=NAME, trainer or cache[=DIR], got '{arg}'")
 
 
 def options(prefix: str, config: type) -> str:
@@ -67,3 +71,40 @@ def _fits(task: str, model: str) -> bool:
         return True
     except IncompatibleError:
         return False
+
+
+# --- the token cache -------------------------------------------------------------------------
+def cached_corpora(root: str | None = None) -> str:
+    """`rnnzoo list cache[=DIR]`: every entry of the token cache, its contents and size."""
+    from .data.cache import TokenCache
+
+    cache = TokenCache(root)
+    entries = cache.entries()
+    if not entries:
+        return f"token cache {cache.root}: empty"
+    total = sum(_entry_bytes(entry.path) for entry in entries)
+    return (f"token cache {cache.root}: {len(entries)} entries, {total / 1e6:.1f} MB (removing the folder is "
+            f"always safe)\n" + cache_table([(entry.meta.get("label", "?"), entry) for entry in entries], False))
+
+
+def cache_table(rows: list, show_state: bool = True) -> str:
+    """One line per (name, cache entry): what it holds, its size, whether it was just built, where."""
+    lines = []
+    for name, entry in rows:
+        meta = entry.meta
+        if "task_state" in meta:
+            held = "vocabularies"
+        elif meta.get("kinds"):
+            held = f"{meta['count']:,} examples"
+        else:
+            dtypes = ", ".join(np.dtype(a["dtype"]).name for a in meta["arrays"].values())
+            held = f"{meta.get('count', 0):,} tokens ({dtypes})"
+        state = ("written" if entry.built else "found") if show_state else ""
+        lines.append((name, held, f"{_entry_bytes(entry.path) / 1e6:.1f} MB", state, str(entry.path)))
+    widths = [max(len(row[i]) for row in lines) for i in range(4)]
+    return "\n".join("  " + "  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths)) + "  " + row[4]
+                      for row in lines)
+
+
+def _entry_bytes(path) -> int:
+    return sum(file.stat().st_size for file in path.iterdir() if file.is_file())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,12 @@ TINY_COPY = ["task=copy", *TINY, "task.length=3", "task.delay=2", "task.alphabet
 TINY_ADDING = ["task=adding", *TINY, "task.length=8"]
 
 torch.set_num_threads(1)  # tests run side by side on small machines
+
+# Token caches of this test session (and of the CLI runs it starts) go to a folder of its own,
+# never into the user's ~/.cache; tests of the cache itself give their own folders.
+if not os.environ.get("RNNZOO_TEST_KEEP_CACHE_DIR"):
+    os.environ["RNNZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="rnnzoo-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["RNNZOO_CACHE_DIR"], True)
 
 
 def compose_config(overrides: list[str], name: str = "train") -> DictConfig:

@@ -301,14 +301,37 @@ def test_bucket_batches_cover_every_index_once_with_similar_lengths():
     assert spread < 5  # a random batch of 16 spans about 90
 
 
+def as_lists(batches):
+    return [batch.tolist() for batch in batches]
+
+
 def test_bucket_batches_are_deterministic_given_the_generator():
     lengths = list(range(100, 0, -1))
     def run(seed):
-        return bucket_batches(lengths, 8, shuffle=True, generator=torch.Generator().manual_seed(seed))
+        return as_lists(bucket_batches(lengths, 8, shuffle=True, generator=torch.Generator().manual_seed(seed)))
     assert run(1) == run(1) != run(2)
-    unshuffled = bucket_batches(lengths, 8, shuffle=False)
-    assert unshuffled == bucket_batches(lengths, 8, shuffle=False)
+    unshuffled = as_lists(bucket_batches(lengths, 8, shuffle=False))
+    assert unshuffled == as_lists(bucket_batches(lengths, 8, shuffle=False))
     assert unshuffled[0] == [99, 98, 97, 96, 95, 94, 93, 92]  # shortest first within the bucket
+
+
+def python_bucket_batches(lengths, batch_size, shuffle, generator, multiplier=50):
+    """The pure-Python bucketing rnnzoo used before its batches became numpy arrays."""
+    order = torch.randperm(len(lengths), generator=generator).tolist() if shuffle else list(range(len(lengths)))
+    bucket, batches = batch_size * multiplier, []
+    for start in range(0, len(lengths), bucket):
+        members = sorted(order[start:start + bucket], key=lambda index: lengths[index])
+        batches += [members[i:i + batch_size] for i in range(0, len(members), batch_size)]
+    if shuffle:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return batches
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_bucket_batches_equal_the_python_bucketing_they_replaced(shuffle):
+    lengths = [random.Random(i).randint(1, 30) for i in range(2345)]  # many ties: stability matters
+    new = bucket_batches(lengths, 16, shuffle, torch.Generator().manual_seed(3))
+    assert as_lists(new) == python_bucket_batches(lengths, 16, shuffle, torch.Generator().manual_seed(3))
 
 
 def test_stream_batches_makes_contiguous_rows():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -27,42 +28,46 @@ def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tens
     return padded, lengths
 
 
-def bucket_batches(lengths: Sequence[int], batch_size: int, shuffle: bool,
-                   generator: torch.Generator | None = None, bucket_size_multiplier: int = 50) -> list[list[int]]:
+def bucket_batches(lengths: Sequence[int] | np.ndarray, batch_size: int, shuffle: bool,
+                   generator: torch.Generator | None = None, bucket_size_multiplier: int = 50) -> list[np.ndarray]:
     """Batches of indices into `lengths`, each index exactly once, lengths alike within a batch.
 
     The indices (shuffled when `shuffle`) are cut into buckets of `batch_size *
-    bucket_size_multiplier`; each bucket is sorted by length and cut into batches; with
-    `shuffle` the batch order is shuffled too, so long and short batches alternate. Only the
-    last bucket can end in a short batch. The result depends only on the arguments and the
-    generator's state (torch's global generator when None).
+    bucket_size_multiplier`; each bucket is sorted by length (stably, so equal lengths keep
+    their shuffled order) and cut into batches; with `shuffle` the batch order is shuffled
+    too, so long and short batches alternate. Only the last bucket can end in a short batch.
+    The result depends only on the arguments and the generator's state (torch's global
+    generator when None). Batches are int64 arrays: memory of 8 bytes per example, whatever
+    the corpus.
     """
     if batch_size < 1 or bucket_size_multiplier < 1:
         raise ValueError(f"batch_size and bucket_size_multiplier must be >= 1, got {batch_size}, "
                          f"{bucket_size_multiplier}")
+    lengths = np.asarray(lengths)
     count = len(lengths)
-    order = torch.randperm(count, generator=generator).tolist() if shuffle else list(range(count))
+    order = torch.randperm(count, generator=generator).numpy() if shuffle else np.arange(count)
     bucket = batch_size * bucket_size_multiplier
     batches = []
     for start in range(0, count, bucket):
-        # sorted() is stable, so equal lengths keep their (shuffled) order
-        members = sorted(order[start:start + bucket], key=lambda index: lengths[index])
+        members = order[start:start + bucket]
+        members = members[np.argsort(lengths[members], kind="stable")]
         batches += [members[i:i + batch_size] for i in range(0, len(members), batch_size)]
     if shuffle:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
     return batches
 
 
-def stream_batches(ids: Tensor, batch_size: int) -> Tensor:
-    """(N,) ids -> (batch_size, N // batch_size): row b is the b-th contiguous slice of the stream.
+def stream_batches(ids: Tensor | np.ndarray, batch_size: int) -> Tensor | np.ndarray:
+    """(N,) ids -> (batch_size, N // batch_size): row b is the b-th contiguous slice of the stream
+    (a view: a memory-mapped stream stays on disk until its windows are read).
 
     Reading the columns left to right in windows gives each row's continuation in the next
     window, which is what carrying a recurrent state across windows needs. The last
     N % batch_size ids are dropped, as in pytorch/examples' `batchify`.
     """
-    if ids.dim() != 1:
-        raise ValueError(f"stream_batches takes a 1-d tensor of ids, got shape {tuple(ids.shape)}")
-    width = ids.numel() // batch_size if batch_size > 0 else 0
+    if ids.ndim != 1:
+        raise ValueError(f"stream_batches takes a 1-d array of ids, got shape {tuple(ids.shape)}")
+    width = len(ids) // batch_size if batch_size > 0 else 0
     if width == 0:
-        raise ValueError(f"{ids.numel()} ids cannot fill {batch_size} streams of at least one id")
+        raise ValueError(f"{len(ids)} ids cannot fill {batch_size} streams of at least one id")
     return ids[:batch_size * width].reshape(batch_size, width)

@@ -45,6 +45,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..registry import DATASETS, help_field
 from .remote import RemoteFile, cache_dir, download
 from .examples import LabeledText
+from .streaming import TextSpan, count_chars
 from .readers import DataError, read_conll, read_conllu, read_labeled, read_parallel, read_text, read_tsv_pairs
 
 log = logging.getLogger("rnnzoo")
@@ -86,6 +87,17 @@ class FilesConfig:
     test_fraction: float = help_field(0.1, "share of train cut off for test when there is no test file "
                                            "(0: test on the validation split)")
     split_seed: int = help_field(0, "seed of the random cut of validation/test examples (list data)")
+    cache: bool = help_field(True, "tokenize each split once into the memory-mapped token cache, which later runs "
+                                   "map (false: read and tokenize the files on every run)")
+    cache_dir: str | None = help_field(None, "folder of the token cache (null: $RNNZOO_CACHE_DIR/tokens, else "
+                                             "~/.cache/rnnzoo/tokens); removing it is always safe")
+    vocab_sample_mb: float | None = help_field(50.0, "train word and subword vocabularies of a text corpus on "
+                                                      "about this many MB of its training split, evenly spaced "
+                                                      "lines, when it is larger (null: always all of it)")
+
+
+#: dataset options that change where or whether the token cache is kept, never what it holds
+CACHE_OPTIONS = ("cache", "cache_dir")
 
 
 @dataclass
@@ -158,7 +170,7 @@ class FileDataset:
         """The examples of `split` (train, val or test); read from disk on every call."""
         if split not in SPLITS:
             raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-        if split == "test" and not self.has_file("test") and self.config.test_fraction == 0:
+        if self.alias(split) != split:
             log.warning("dataset %s has no test file and test_fraction=0: its test split is the validation "
                         "split", self.name)
             return self.load("val")
@@ -170,6 +182,34 @@ class FileDataset:
                             "(and dataset.valid=, dataset.test= if you have them)")
         data = self.read(self.locate("train"))
         return self.cut(data, cut)[split] if cut else data
+
+    def alias(self, split: str) -> str:
+        """The split whose data `split` is: "val" for a test split that is the validation split."""
+        if split == "test" and not self.has_file("test") and self.config.test_fraction == 0:
+            return "val"
+        return split
+
+    def split_source(self, split: str) -> Path:
+        """The file a split is read from: its own, or train's when cut from it."""
+        split = self.alias(split)
+        return self.locate(split if split == "train" or split not in self.cut_splits() else "train")
+
+    def split_identity(self, split: str) -> str:
+        """What a split's data is a function of, beside the dataset's options and files: its own
+        file (so a validation file that is also the test file is encoded once), or which part of
+        the cut it is."""
+        split = self.alias(split)
+        if split != "train" and split not in self.cut_splits():
+            return f"file:{self.locate(split).expanduser().resolve()}"
+        return f"cut:{split}"
+
+    def source_files(self) -> list[Path]:
+        """Every file the splits read (what the token cache's key identifies), found or downloaded."""
+        files: list[Path] = []
+        for split in SPLITS:
+            if self.has_file(split):
+                files += [Path(member) for member in self.members(str(self.locate(split)))]
+        return sorted(set(files))
 
     def has_file(self, split: str) -> bool:
         return getattr(self.config, SPLIT_OPTIONS[split]) is not None or split in self.files
@@ -229,12 +269,44 @@ class TextDataset(FileDataset):
     def read(self, path: Path) -> str:
         return read_text(path, self.config.encoding)
 
-    def cut(self, text: str, splits: set[str]) -> dict[str, str]:
-        # contiguous, so a character LM validates on unseen text; nanoGPT's boundary is int(n * 0.9)
+    def span(self, split: str) -> tuple[TextSpan, list[tuple[int, int]] | None]:
+        """What `load(split)` returns, as a span of a file to stream rather than a string; and
+        for a span cut from train, the character/byte marks of that file (`count_chars`).
+        The same splits as `cut`, computed from the character count alone."""
+        split = self.alias(split)
+        cut = self.cut_splits()
+        if split not in cut and split != "train":
+            return TextSpan(self.locate(split), self.config.encoding), None
+        if not self.has_file("train"):
+            self.load("train")  # raises, naming the option to give
+        path = self.locate("train")
+        if not cut:
+            return TextSpan(path, self.config.encoding), None
+        total, marks = count_chars(path, self.config.encoding)
+        bounds = self.cut(_Length(total), cut)
+        return TextSpan(path, self.config.encoding, *bounds[split]), marks
+
+    def cut(self, text: Any, splits: set[str]) -> dict[str, Any]:
+        """The text's (or a `_Length`'s) train, val and test parts: contiguous, so a character LM
+        validates on unseen text; nanoGPT's boundary is int(n * 0.9)."""
         valid = self.config.valid_fraction if "val" in splits else 0.0
         test = self.config.test_fraction if "test" in splits else 0.0
         train_end, val_end = int(len(text) * (1 - valid - test)), int(len(text) * (1 - test))
         return {"train": text[:train_end], "val": text[train_end:val_end], "test": text[val_end:]}
+
+
+class _Length:
+    """A text of `n` characters seen only through its length: slicing it gives (start, stop)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, part: slice) -> tuple[int, int]:
+        start, stop, _ = part.indices(self.n)
+        return start, stop
 
 
 class ConllDataset(FileDataset):

@@ -42,13 +42,20 @@ class Vocabulary:
         same data in another order gives the same ids. `min_freq` drops rarer tokens (they
         become `<unk>`); `max_size` keeps at most that many tokens besides the specials.
         """
+        counts: Counter[str] = Counter()
+        for sequence in sequences:
+            counts.update(sequence)
+        return cls.from_counts(counts, min_freq, max_size, specials)
+
+    @classmethod
+    def from_counts(cls, counts: Counter[str], min_freq: int = 1, max_size: int | None = None,
+                    specials: Sequence[str] = SPECIALS) -> "Vocabulary":
+        """`build` from token counts already made (a corpus counted a chunk at a time)."""
         if min_freq < 1:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
         if max_size is not None and max_size < 0:
             raise ValueError(f"max_size must be >= 0 or None, got {max_size}")
-        counts: Counter[str] = Counter()
-        for sequence in sequences:
-            counts.update(sequence)
+        counts = Counter(counts)
         for special in specials:
             counts.pop(special, None)
         ranked = sorted((token for token, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))

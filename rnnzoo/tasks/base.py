@@ -151,6 +151,18 @@ class Task:
         """The fixed batches of a split ("val" or "test")."""
         raise NotImplementedError
 
+    def prepare_splits(self) -> None:
+        """Read and encode every split now (into the token cache, where the data has one): what
+        `rnnzoo prepare` does ahead of training. Generated data has nothing to prepare."""
+
+    def extra_datasets(self) -> list[dict[str, Any]]:
+        """Configs of datasets read besides the run's own (their files join the token cache's key)."""
+        return []
+
+    def encoding_key(self) -> dict[str, Any]:
+        """What else than its options shapes the ids this task caches (see rnnzoo.tasks.data_cache)."""
+        return {}
+
     def model_sizes(self) -> dict[str, int]:
         """Model config fields this task's data decides (the input width; vocabulary sizes for
         encoder-decoders), set before the model is built wherever its config has them."""

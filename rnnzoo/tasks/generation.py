@@ -34,12 +34,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..data import Tokenizer, open_dataset, stream_batches
+from ..data import Tokenizer, corpus, open_dataset, stream_batches
+from ..data.cache import ArrayFile, id_dtype
+from ..data.streaming import byte_floor, file_size
 from ..data.vocab import EOS
 from ..decoding import sample_next
 from ..errors import RnnzooError
@@ -47,9 +50,10 @@ from ..nn.layers import OneHot
 from ..nn.recurrent import State
 from ..registry import TASKS, help_field
 from .base import SequenceBatch, StepOutput, Task, TaskNetwork, add_stats, float_stats, seeded_generator
+from .data_cache import cache_of, cached_stream, cached_vocab
 
 SAMPLINGS = ("streams", "random")
-LINE_LEVELS = ("word", "wordpiece")  # tokenized line by line, `<eos>` closing each line
+LINE_LEVELS = corpus.LINE_LEVELS  # tokenized line by line, `<eos>` closing each line
 
 
 @dataclass
@@ -122,19 +126,30 @@ class GenerationTask(Task):
         if self.streams_state:  # carrying state across windows needs a model that has one to carry
             self.requires = type(self).requires | {"stateful"}
         self._tokenizer: Tokenizer | None = None
-        self._ids: dict[str, Tensor] = {}  # split -> (N,) token ids, read on first use
+        self._ids: dict[str, np.ndarray] = {}  # split -> (N,) token ids, mapped or read on first use
 
     # --- vocabulary and data ------------------------------------------------------------
     @property
     def tokenizer(self) -> Tokenizer:
-        """Built from the training split on first use, or restored by `load_state_dict`."""
+        """Built from the training split on first use (kept in the token cache), or restored by
+        `load_state_dict`."""
         if self._tokenizer is None:
-            text = self._text("train")
-            c = self.config
-            pieces = text.splitlines() if c.level in LINE_LEVELS else [text]
-            self._tokenizer = Tokenizer.train(c.level, pieces, vocab_size=c.vocab_size, min_freq=c.min_freq,
-                                              max_size=c.max_vocab)
+            state = cached_vocab(self, lambda: {"tokenizer": self._train_tokenizer().state_dict()})
+            self._tokenizer = Tokenizer.from_state_dict(state["tokenizer"])
         return self._tokenizer
+
+    def _train_tokenizer(self) -> Tokenizer:
+        c = self.config
+        if cache_of(self) is None:  # the corpus in memory, as one string
+            text = self._text("train")
+            pieces = text.splitlines() if c.level in LINE_LEVELS else [text]
+            return Tokenizer.train(c.level, pieces, vocab_size=c.vocab_size, min_freq=c.min_freq,
+                                   max_size=c.max_vocab)
+        span, marks = self._dataset().span("train")
+        byte_stop = byte_floor(marks, span.stop) if marks else file_size(span.path)
+        sample = self.dataset_config.get("vocab_sample_mb")
+        return corpus.train_tokenizer(c.level, span, byte_stop, None if sample is None else int(sample * 1e6),
+                                      c.vocab_size, c.min_freq, c.max_vocab)
 
     @property
     def vocab_size(self) -> int:
@@ -144,8 +159,11 @@ class GenerationTask(Task):
     def input_size(self) -> int:
         return self.config.embedding_dim if self.config.embedding_dim is not None else self.vocab_size
 
+    def _dataset(self) -> Any:
+        return open_dataset(self.dataset_config)
+
     def _text(self, split: str) -> str:
-        return open_dataset(self.dataset_config).load(split)
+        return self._dataset().load(split)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`; at the line levels every line ends in `<eos>`."""
@@ -158,14 +176,36 @@ class GenerationTask(Task):
             ids += tokenizer.encode(line) + [eos]
         return ids
 
-    def ids(self, split: str) -> Tensor:
-        """(N,) ids of a whole split, cached."""
+    def ids(self, split: str) -> np.ndarray:
+        """(N,) ids of a whole split: memory-mapped from the token cache (written on first use),
+        or encoded in memory where the dataset keeps no cache."""
         if split not in self._ids:
-            ids = torch.tensor(self.encode(self._text(split)), dtype=torch.long)
-            if ids.numel() < 2:
-                raise RnnzooError(f"the {split} split holds {ids.numel()} token(s); a language model needs 2 or more")
+            ids = self._cached_ids(split)
+            if ids is None:
+                ids = np.asarray(self.encode(self._text(split)), dtype=np.int64)
+            if len(ids) < 2:
+                raise RnnzooError(f"the {split} split holds {len(ids)} token(s); a language model needs 2 or more")
             self._ids[split] = ids
         return self._ids[split]
+
+    def _cached_ids(self, split: str) -> np.ndarray | None:
+        """The split's stream from the token cache. Where the stream lies is a function of the key
+        (files, options, split), so nothing is read but the map unless the entry is missing."""
+        if cache_of(self) is None:
+            return None
+        dataset, tokenizer = self._dataset(), self.tokenizer
+        split = dataset.alias(split)  # a test split that is the validation split shares its entry
+
+        def write(out: ArrayFile, on_bytes: Callable[[int], None]) -> None:
+            span, _ = dataset.span(split)
+            for ids in corpus.stream_ids(tokenizer, span, on_bytes):
+                out.write(ids)
+
+        return cached_stream(self, split, write, id_dtype(len(tokenizer)), file_size(dataset.split_source(split)))
+
+    def prepare_splits(self) -> None:
+        for split in ("train", "val", "test"):
+            self.ids(split)
 
     # --- batches --------------------------------------------------------------------------
     def train_batches(self, epoch: int, start: int = 0) -> Iterator[SequenceBatch]:
@@ -179,20 +219,20 @@ class GenerationTask(Task):
         ids = self.ids(split)
         if split != "train" and self.config.eval_tokens is not None:
             ids = ids[:self.config.eval_tokens + 1]  # +1: the last kept token is a target too
-        if ids.numel() < 2 * batch_size:
-            raise RnnzooError(f"the {split} split's {ids.numel()} tokens cannot fill {batch_size} streams of 2 "
+        if len(ids) < 2 * batch_size:
+            raise RnnzooError(f"the {split} split's {len(ids)} tokens cannot fill {batch_size} streams of 2 "
                               f"tokens or more; lower task.{'batch_size' if split == 'train' else 'eval_batch_size'}")
         return stream_batches(ids, batch_size)  # (B, W)
 
     def _random_batches(self, epoch: int, start: int) -> Iterator[SequenceBatch]:
         ids, c = self.ids("train"), self.config
-        T = min(c.bptt, ids.numel() - 1)
-        count = c.batches_per_epoch or max(1, (ids.numel() - 1) // (c.batch_size * T))
+        T = min(c.bptt, len(ids) - 1)
+        count = c.batches_per_epoch or max(1, (len(ids) - 1) // (c.batch_size * T))
         for index in range(start, count):
             generator = seeded_generator(self.seed, 0, epoch, index)
-            offsets = torch.randint(0, ids.numel() - T, (c.batch_size,), generator=generator)  # (B,)
+            offsets = torch.randint(0, len(ids) - T, (c.batch_size,), generator=generator)  # (B,)
             steps = offsets.unsqueeze(1) + torch.arange(T + 1)  # (B, T + 1)
-            window = ids[steps]
+            window = long_tensor(ids[steps.numpy()])  # (B, T + 1): only these tokens are read
             yield token_batch(window[:, :-1], window[:, 1:])
 
     def eval_batches(self, split: str) -> list[SequenceBatch]:
@@ -331,15 +371,21 @@ class TextPieces:
         return " " + "\n".join([*lines, self.tokenizer.decode(line)])
 
 
+def long_tensor(ids: np.ndarray) -> Tensor:
+    """Ids of any integer type (uint16 from the token cache) as a torch long tensor."""
+    return torch.from_numpy(np.asarray(ids, dtype=np.int64))
+
+
 def token_batch(inputs: Tensor, targets: Tensor) -> SequenceBatch:
     """A batch where every target counts (no padding in a text stream)."""
     return SequenceBatch(inputs, targets, torch.ones_like(targets, dtype=torch.bool))
 
 
-def stream_windows(streams: Tensor, bptt: int, start: int = 0) -> Iterator[SequenceBatch]:
+def stream_windows(streams: np.ndarray, bptt: int, start: int = 0) -> Iterator[SequenceBatch]:
     """Consecutive windows of (B, W) streams: inputs columns [i*bptt, (i+1)*bptt), targets one
     column later; the last window may be shorter. Skips the first `start` (resume)."""
     width = streams.shape[1] - 1  # the last column is only ever a target
     for index in range(start, math.ceil(width / bptt)):
         lo, hi = index * bptt, min((index + 1) * bptt, width)
-        yield token_batch(streams[:, lo:hi], streams[:, lo + 1:hi + 1])
+        window = long_tensor(streams[:, lo:hi + 1])  # (B, hi - lo + 1): read from the map now
+        yield token_batch(window[:, :-1], window[:, 1:])

@@ -153,12 +153,19 @@ class PretrainingTask(TextTask):
             self._sentences[split] = sentences
         return self._sentences[split]
 
-    def ensure_vocab(self) -> None:
-        if self.tokenizer is None:  # else inherited (pretraining on from a checkpoint)
-            self.tokenizer = self.train_tokenizer([self.normalize(s) for s in self.sentences("train")])
+    def vocab_ready(self) -> bool:
+        return self.tokenizer is not None  # else inherited (pretraining on from a checkpoint)
 
     def build_vocab(self, data: str | list[Example]) -> None:
-        self.ensure_vocab()
+        self.tokenizer = self.train_tokenizer([self.normalize(s) for s in self.sentences("train")])
+
+    def extra_datasets(self) -> list[dict[str, Any]]:
+        return [{"name": name} for name in self.config.more_text]
+
+    def encoding_key(self) -> dict[str, Any]:
+        """Sentence pairs for next-sentence prediction are drawn from the seed."""
+        return {**super().encoding_key(), "next_sentence": self.next_sentence,
+                "seed": self.seed if self.next_sentence else None}
 
     def state_dict(self) -> dict[str, Any]:
         self.ensure_vocab()
@@ -172,22 +179,19 @@ class PretrainingTask(TextTask):
         return {"vocab_size": len(self.tokenizer)}
 
     # --- sequences ----------------------------------------------------------------------
-    def encoded(self, split: str) -> list[Item]:
-        """The split's sentences as packed sequences (or NSP pairs), built once."""
-        if split not in self._encoded:
-            self.ensure_vocab()
-            sentences = [ids for ids in (self.tokenizer.encode(self.normalize(s))
-                                         for s in self.sentences(split)) if ids]
-            vocab, c = self.tokenizer.vocab, self.config
-            if self.next_sentence:
-                generator = seeded_generator(self.seed, SPLIT_CODES[split])
-                items = pair_sentences(sentences, c.max_length, vocab.bos_id, vocab.eos_id, generator)
-            else:
-                items = pack_sentences(sentences, c.max_length, vocab.bos_id, vocab.eos_id)
-            if not items:
-                raise RnnzooError(f"the {split} split holds no text to pretrain on")
-            self._encoded[split] = items
-        return self._encoded[split]
+    def encode_split(self, split: str) -> list[Item]:
+        """The split's sentences as packed sequences (or NSP pairs)."""
+        sentences = [ids for ids in (self.tokenizer.encode(self.normalize(s)) for s in self.sentences(split)) if ids]
+        self._sentences.pop(split, None)  # read once for the tokenizer and the packing: no longer needed
+        vocab, c = self.tokenizer.vocab, self.config
+        if self.next_sentence:
+            generator = seeded_generator(self.seed, SPLIT_CODES[split])
+            items = pair_sentences(sentences, c.max_length, vocab.bos_id, vocab.eos_id, generator)
+        else:
+            items = pack_sentences(sentences, c.max_length, vocab.bos_id, vocab.eos_id)
+        if not items:
+            raise RnnzooError(f"the {split} split holds no text to pretrain on")
+        return items
 
     def collate(self, items: list[Item]) -> PretrainingBatch:
         """Padded, not yet masked (`finish_batch` masks)."""

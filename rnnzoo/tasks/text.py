@@ -27,13 +27,16 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..data import Tokenizer, bucket_batches, open_dataset, pad_sequences
+from ..data.cache import Examples
 from ..errors import RnnzooError
 from ..registry import help_field
 from .base import Task, seeded_generator
+from .data_cache import cache_of, cached_examples, cached_vocab
 
 log = logging.getLogger("rnnzoo")
 
@@ -139,9 +142,19 @@ class TextTask(Task):
             raise RnnzooError(f"task.tokenizer={c.tokenizer}: {error}") from None
 
     def ensure_vocab(self) -> None:
-        """Build the vocabularies from the training split unless a checkpoint gave them."""
-        if not self.vocab_ready():
+        """The vocabularies: from a checkpoint, else from the token cache, else built from the
+        training split (and kept in the cache for the next run)."""
+        if self.vocab_ready():
+            return
+        if cache_of(self) is None:
             self.build_vocab(self.load("train"))
+            return
+        inherited = self.tokenizer.state_dict() if self.tokenizer is not None else None
+        self.load_state_dict(cached_vocab(self, self._build_vocab_state, inherited))
+
+    def _build_vocab_state(self) -> dict[str, Any]:
+        self.build_vocab(self.load("train"))
+        return self.state_dict()
 
     def vocab_ready(self) -> bool:
         """Whether every vocabulary exists; a task with its own (labels, tags) says so."""
@@ -176,8 +189,8 @@ class TextTask(Task):
     def collate(self, items: list) -> TextBatch:
         raise NotImplementedError
 
-    def item_length(self, item: Any) -> int:
-        return len(item[0])
+    def encoding_key(self) -> dict[str, Any]:
+        return {"framed": self.framed}
 
     def frame(self, ids: list[int]) -> list[int]:
         """BERT's [CLS] ids [SEP] (<bos> ids <eos>) for a token-input model; ids as they are otherwise."""
@@ -191,16 +204,28 @@ class TextTask(Task):
         tokens) does it here, from (seed, split, epoch, batch index) alone. As is by default."""
         return batch
 
-    def encoded(self, split: str) -> list:
+    def encode_split(self, split: str) -> Iterable[Any]:
+        """The split's examples, each as `encode` makes it, one at a time."""
+        return (self.encode(example) for example in self.load(split))
+
+    def encoded(self, split: str) -> Sequence[Any]:
+        """The split's encoded examples: memory-mapped from the token cache (written on first
+        use), or a list in memory where the dataset keeps no cache."""
         if split not in self._encoded:
             self.ensure_vocab()
-            self._encoded[split] = [self.encode(example) for example in self.load(split)]
+            cached = cached_examples(self, split, lambda: self.encode_split(split))
+            self._encoded[split] = cached if cached is not None else list(self.encode_split(split))
+            self._splits.pop(split, None)  # the raw examples are not needed any more
         return self._encoded[split]
+
+    def prepare_splits(self) -> None:
+        for split in SPLIT_CODES:
+            self.encoded(split)
 
     def train_batches(self, epoch: int, start: int = 0) -> Iterator[TextBatch]:
         items = self.encoded("train")
         generator = seeded_generator(self.seed, SPLIT_CODES["train"], epoch)
-        order = bucket_batches([self.item_length(i) for i in items], self.config.batch_size, True, generator)
+        order = bucket_batches(item_lengths(items), self.config.batch_size, True, generator)
         for index in range(start, len(order)):
             yield self.finish_batch(self.collate([items[i] for i in order[index]]), "train", epoch, index)
 
@@ -209,7 +234,7 @@ class TextTask(Task):
             raise ValueError(f"split must be val or test, got {split!r}")
         if split not in self._eval_batches:  # fixed batches, collated once
             items = self.encoded(split)
-            order = bucket_batches([self.item_length(i) for i in items], self.config.eval_batch_size, False)
+            order = bucket_batches(item_lengths(items), self.config.eval_batch_size, False)
             self._eval_batches[split] = [self.finish_batch(self.collate([items[i] for i in indices]), split, 0, index)
                                          for index, indices in enumerate(order)]
         return self._eval_batches[split]
@@ -244,6 +269,14 @@ class TextTask(Task):
                 pending = []
         if pending:
             yield from _answer(pending, predict_batch)
+
+
+def item_lengths(items: Sequence[Any]) -> np.ndarray:
+    """(N,) lengths of the encoded examples' first field (the token ids), what buckets go by;
+    from the offsets alone for memory-mapped examples."""
+    if isinstance(items, Examples):
+        return items.lengths()
+    return np.fromiter((len(item[0]) for item in items), np.int64, len(items))
 
 
 def _answer(lines: list[str], predict_batch: Callable[[list[str]], list[str]]) -> list[str]:

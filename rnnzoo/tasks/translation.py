@@ -160,8 +160,9 @@ class TranslationTask(TextTask):
         return {"source": self.source_tokenizer.state_dict(), "target": self.tokenizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.source_tokenizer = Tokenizer.from_state_dict(state["source"])
         self.tokenizer = Tokenizer.from_state_dict(state["target"])
+        shared = state["source"] == state["target"]  # task.shared_vocab: one tokenizer, as when trained
+        self.source_tokenizer = self.tokenizer if shared else Tokenizer.from_state_dict(state["source"])
 
     @property
     def specials(self) -> dict[str, int]:

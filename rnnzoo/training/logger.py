@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 from torch.utils.tensorboard import SummaryWriter
+
+
+_IMPORTED = time.time()
+
+
+def seconds_since_start() -> float:
+    """Wall seconds since this process started (Linux: /proc; elsewhere: since this module loaded)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time() - _IMPORTED
 
 
 class RunLogger:

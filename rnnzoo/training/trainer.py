@@ -40,7 +40,7 @@ from .compile import compiled_for_training
 from .config import TrainerConfig
 from .diagnostics import GradientProbe
 from .distributed import Distributed, TaskStep
-from .logger import NullLogger, RunLogger
+from .logger import NullLogger, RunLogger, seconds_since_start
 from .optim import build_optimizer, build_scheduler, freeze
 from .precision import Precision
 
@@ -137,6 +137,7 @@ class Trainer(RunTrainer):
         self._tokens_since_log = 0
         self._last_log_time = time.perf_counter()
         self._grad_norm = float("nan")
+        self._first_batch_logged = False
 
     # --- the loop -------------------------------------------------------------------
     def fit(self, resume: str | Path | None = None) -> dict[str, float]:
@@ -156,6 +157,8 @@ class Trainer(RunTrainer):
                 for batch in self.task.train_batches(self.progress.epoch, self.progress.batch_in_epoch):
                     steps_before = self.progress.step
                     self._train_batch(batch)
+                    if not self._first_batch_logged:
+                        self._log_first_batch()
                     self.progress.batch_in_epoch += 1
                     bar.update(self.progress.step - steps_before)
                     if self.probe is not None and self._crossed(steps_before, self.config.grad_probe_every):
@@ -180,6 +183,13 @@ class Trainer(RunTrainer):
             bar.close()
             self.logger.close()
             self.dist.close()
+
+    def _log_first_batch(self) -> None:
+        """One line saying how long the run took to reach training: reading or mapping the data,
+        building the model. What a large corpus costs shows here (scripts/bench_data.py reads it)."""
+        self._first_batch_logged = True
+        if self.dist.is_main:
+            log.info("first training batch done %.2f s after the process started", seconds_since_start())
 
     def _make_probe(self) -> GradientProbe | None:
         if self.config.grad_probe_every is None or not self.dist.is_main:
