@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # any torch >= 2.2 works (pyproject.toml).
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test test-slow bench reproduce reproduce-quick tensorboard clean
+.PHONY: install demo test test-slow bench bench-data reproduce reproduce-quick tensorboard clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test-slow:
 bench:
 	$(BIN)/python scripts/bench.py --out docs/bench.md
 	$(BIN)/python scripts/bench_trainer.py
+
+# What a corpus's size costs (issue 15): token-cache preparation, time to the first training step
+# and peak memory on 1 to 1,000 MB corpora (docs/bench_data.md; corpora and caches in /tmp).
+bench-data:
+	$(BIN)/python scripts/bench_data.py --out docs/bench_data.md
 
 # The lecture as experiments: every run, then docs/results.md and its plots (hours: see docs/results.md).
 # Finished runs are kept in outputs/reproduce/ and not trained again, so an interrupted run resumes.
