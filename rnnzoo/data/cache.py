@@ -210,9 +210,9 @@ class TokenCache:
         except OSError as error:
             shutil.rmtree(temporary, ignore_errors=True)
             if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-                raise DataError(f"token cache {self.root}: no space left while writing {describe} "
-                                f"({error.strerror}); nothing was kept. Free space, or set dataset.cache_dir=DIR "
-                                "elsewhere (or dataset.cache=false)") from None
+                raise DataError(f"token cache {self.root}: writing {describe} failed ({error.strerror}: the disk "
+                                "is full, or a quota or file size limit is reached); nothing was kept. Free space, "
+                                "or set dataset.cache_dir=DIR elsewhere (or dataset.cache=false)") from None
             if error.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
                 raise DataError(_unwritable(self.root, error)) from None
             raise

@@ -19,7 +19,7 @@ giving up on the rest.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from ..errors import RnnzooError
 from .examples import LabeledText, ParallelPair, TaggedSentence
@@ -54,12 +54,24 @@ def read_bytes(path: PathLike) -> bytes:
 
 def iter_lines(path: PathLike, encoding: str = "utf-8",
                fallback_encoding: str | None = None) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without its line ending) for each line of the file."""
-    raw_lines = read_bytes(path).split(b"\n")
-    if raw_lines and raw_lines[-1] == b"":  # the newline that ends the last line starts no new one
-        raw_lines.pop()
-    for lineno, raw in enumerate(raw_lines, start=1):
-        yield lineno, _decode_line(raw.rstrip(b"\r"), path, lineno, encoding, fallback_encoding)
+    """(1-based line number, line without its line ending) for each line of the file, read as a
+    stream (the file is never held whole)."""
+    with open_bytes(path) as stream:
+        for lineno, raw in enumerate(stream, start=1):  # the newline that ends the last line starts none
+            yield lineno, _decode_line(raw.rstrip(b"\n").rstrip(b"\r"), path, lineno, encoding, fallback_encoding)
+
+
+def open_bytes(path: PathLike) -> BinaryIO:
+    """The file opened for reading bytes, or a DataError that names it (never a bare OSError)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a file")
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
 
 
 def _decode_line(raw: bytes, path: PathLike, lineno: int, encoding: str, fallback: str | None) -> str:

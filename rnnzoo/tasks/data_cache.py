@@ -26,6 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.cache import ArrayFile, Entry, ExampleWriter, Examples, TokenCache, check_unchanged, digest, file_identity
+from ..data.readers import DataError
 from ..data.sources import CACHE_OPTIONS, FileDataset, open_dataset
 from ..data.streaming import PROGRESS_MIN_BYTES
 from ..errors import RnnzooError
@@ -63,6 +64,9 @@ def source_key(task: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(key parts of the task's data before any vocabulary, the source files' identities)."""
     configs = [task.dataset_config, *task.extra_datasets()]
     identities = [file_identity(path) for config in configs for path in open_dataset(config).source_files()]
+    for identity in identities:
+        if identity["size"] == 0:
+            raise DataError(f"{identity['path']}: the file is empty; a dataset file needs at least one example")
     datasets = [{k: v for k, v in dict(config).items() if k not in CACHE_OPTIONS} for config in configs]
     key = {"task": type(task).__name__, "options": task_options(task), "extra": task.encoding_key(),
            "datasets": datasets, "files": identities}
