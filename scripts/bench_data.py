@@ -52,6 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 MB = 10**6
 POLL_S = 0.02
 STEPS = 5
+ENCODE_RATE = re.compile(r"token cache: train split of \S+: .* \((\d+(?:\.\d+)?) MB/s of source\)")
 FIRST_STEP = re.compile(r"first training batch done (\d+(?:\.\d+)?) s after the process started")
 SUBWORD_LEVELS = ("bpe", "wordpiece")
 HF_BATCH_LINES = 10_000
@@ -293,6 +294,7 @@ class Row:
     run: Measured | None = None
     first_step_s: float | None = None
     hf_mb_s: float | None = None
+    encode_mb_s: float | None = None  # rnnzoo's own rate tokenizing the training file (its log line)
 
     @property
     def prepare_mb_s(self) -> float | None:
@@ -314,6 +316,8 @@ class Bench:
         row = Row(level, size_mb)
         if self.do_prepare:
             row.prepare = self.child("prepare", level, corpus, scratch, [])
+            found = ENCODE_RATE.search(row.prepare.output)
+            row.encode_mb_s = float(found.group(1)) if found else None
             if level in SUBWORD_LEVELS:
                 row.hf_mb_s = hf_rate(cache, corpus)
         if train:
@@ -378,10 +382,11 @@ def level_table(rows: list[Row]) -> str:
 def subword_table(rows: list[Row]) -> str:
     cells = []
     for row in rows:
-        ratio = row.prepare_mb_s / row.hf_mb_s if row.prepare_mb_s and row.hf_mb_s else None
-        cells.append([row.level, size_label(row.size_mb), fmt(row.prepare_mb_s), fmt(row.hf_mb_s),
-                      fmt(ratio) + ("x" if ratio is not None else "")])
-    return markdown_table(["level", "corpus MB", "rnnzoo prepare MB/s", "HF encode_batch MB/s", "ratio"], cells)
+        ratio = row.encode_mb_s / row.hf_mb_s if row.encode_mb_s and row.hf_mb_s else None
+        cells.append([row.level, size_label(row.size_mb), fmt(row.prepare_mb_s), fmt(row.encode_mb_s),
+                      fmt(row.hf_mb_s), fmt(ratio) + ("x" if ratio is not None else "")])
+    return markdown_table(["level", "corpus MB", "whole prepare MB/s", "rnnzoo tokenizing MB/s",
+                           "HF encode_batch MB/s", "ratio"], cells)
 
 
 def verdict(ok: bool | None, text: str) -> str:
@@ -419,12 +424,12 @@ def verdicts(by_level: dict[str, list[Row]]) -> list[str]:
                          f"(largest corpus{f', {size_label(largest.size_mb)} MB' if largest else ''}; "
                          "the process's start counts, so small corpora read low)"))
     for level in SUBWORD_LEVELS:
-        measured = [r for r in by_level.get(level, []) if r.prepare_mb_s]
+        measured = [r for r in by_level.get(level, []) if r.encode_mb_s]
         row = max(measured, key=lambda r: r.size_mb, default=None)
-        ratio = row.prepare_mb_s / row.hf_mb_s if row and row.hf_mb_s else None
+        ratio = row.encode_mb_s / row.hf_mb_s if row and row.hf_mb_s else None
         if row is not None:
             lines.append(verdict(None if ratio is None else ratio >= TARGETS["subword_ratio"],
-                                 f"{level} preparation at {fmt(ratio)}x HF encode_batch's rate >= "
+                                 f"{level} tokenizing at {fmt(ratio)}x HF encode_batch's rate >= "
                                  f"{TARGETS['subword_ratio']}x ({size_label(row.size_mb)} MB)"))
     return lines
 

@@ -108,7 +108,7 @@ def test_verdicts_need_the_rows_they_speak_of(bench: ModuleType) -> None:
 def test_subword_table_says_na_without_the_cached_tokenizer(bench: ModuleType, tmp_path: Path) -> None:
     assert bench.cached_subword(tmp_path) is None
     row = bench.Row("bpe", 10, measured(bench, 5.0, 1.0), None, None, bench.hf_rate(tmp_path, SCRIPT))
-    assert bench.subword_table([row]).splitlines()[2] == "| bpe | 10 | 2.00 | n/a | n/a |"
+    assert bench.subword_table([row]).splitlines()[2] == "| bpe | 10 | 2.00 | n/a | n/a | n/a |"
 
 
 def test_the_cached_tokenizer_is_read_and_timed(bench: ModuleType, tmp_path: Path) -> None:
