@@ -237,9 +237,14 @@ class GenerationTask(Task):
 
     def eval_batches(self, split: str) -> list[SequenceBatch]:
         """The consecutive windows of a split's streams; `evaluate` carries the state across them."""
+        return list(self._eval_windows(split))
+
+    def _eval_windows(self, split: str) -> Iterator[SequenceBatch]:
+        """The same windows one at a time, read from the (mapped) stream as they come: evaluating
+        a large split holds one window in memory, not the split."""
         if split not in ("val", "test"):
             raise ValueError(f"split must be val or test, got {split!r}")
-        return list(stream_windows(self._streams(split, self.config.eval_batch_size), self.config.bptt))
+        return stream_windows(self._streams(split, self.config.eval_batch_size), self.config.bptt)
 
     # --- model, loss, metrics -------------------------------------------------------------
     def build_network(self, body: nn.Module) -> LanguageModel:
@@ -270,7 +275,7 @@ class GenerationTask(Task):
         network.eval()
         totals: dict[str, Any] = {}
         state = None
-        for batch in self.eval_batches(split):
+        for batch in self._eval_windows(split):
             out = self.step(network, batch.to(device), state)
             state = out.state if self.streams_state else None
             add_stats(totals, out.stats)
