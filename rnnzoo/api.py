@@ -18,9 +18,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from .decoding import SampleOptions
 from .errors import IncompatibleError, RnnzooError
 from .models.traits import INPUT_TRAITS, TRAIT_HELP, model_traits
-from .registry import DATASETS, MODELS, TASKS
+from .registry import DATASETS, MODELS, TASKS, typed
 from .training.checkpoint import load_checkpoint_file
 from .training.config import TrainerConfig, check_trainer_config
 
@@ -351,13 +352,9 @@ def config_name(task: Any) -> str:
 def sample(cfg: DictConfig | dict[str, Any]) -> Iterator[str]:
     """Text continuing `cfg.prompt`, piece by piece, from `cfg.checkpoint`."""
     config = plain(cfg)
+    options = typed(SampleOptions, {k: v for k, v in config.items() if k in SampleOptions.__dataclass_fields__})
     network, task, device = _load_for_inference(config, "sample")
-    if config.get("max_new_tokens", 1) < 1 or config.get("temperature", 1.0) <= 0:
-        raise RnnzooError("sample needs max_new_tokens >= 1 and temperature > 0")
-    top_p = config.get("top_p")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise RnnzooError(f"top_p must be in (0, 1], got {top_p}")
-    generator = torch.Generator(device=device).manual_seed(int(config.get("seed", 0)))
+    generator = torch.Generator(device=device).manual_seed(options.seed)
     with torch.no_grad():
-        yield from task.sample(network, config.get("prompt") or "", int(config.get("max_new_tokens", 200)), device,
-                               generator, float(config.get("temperature", 1.0)), config.get("top_k"), top_p)
+        yield from task.sample(network, config.get("prompt") or "", options.max_new_tokens, device, generator,
+                               options.temperature, options.top_k, options.top_p)

@@ -184,11 +184,23 @@ def _eval_job(cfg: DictConfig) -> None:
 def _input_lines(cfg: DictConfig):
     source = cfg.get("input")
     if source in (None, "", "-"):
-        return sys.stdin
+        return _text_lines(sys.stdin, "standard input")
     try:
-        return open(source, encoding="utf-8")
+        return _text_lines(open(source, encoding="utf-8"), f"input={source}")
     except OSError as error:
         raise RnnzooError(f"input={source}: {error.strerror}") from None
+
+
+def _text_lines(stream, name: str):
+    """The lines of `stream`; a binary one (not UTF-8, or NUL bytes) is one error naming it,
+    not a decoding traceback halfway through the predictions."""
+    try:
+        for number, line in enumerate(stream, 1):
+            if "\0" in line:
+                raise RnnzooError(f"{name} is not a text file: line {number} holds a NUL byte")
+            yield line
+    except UnicodeDecodeError as error:
+        raise RnnzooError(f"{name} is not UTF-8 text (a binary file?): {error.reason}") from None
 
 
 def _predict_job(cfg: DictConfig) -> None:

@@ -53,6 +53,19 @@ import torch
 from torch import Tensor
 
 from .nn.encoder_decoder import EncoderDecoder
+from .registry import help_field
+
+
+@dataclass
+class SampleOptions:
+    """`rnnzoo sample`'s own numbers (configs/sample.yaml), typed and range-checked as every
+    registered config is (`rnnzoo.registry.typed`): a bad one is one line naming it."""
+
+    max_new_tokens: int = help_field(500, "tokens to sample", ge=1)
+    temperature: float = help_field(1.0, "< 1 sharper, > 1 more varied, 0 greedy", ge=0)
+    top_k: int | None = help_field(None, "keep only the k most likely tokens (1: greedy)", ge=1)
+    top_p: float | None = help_field(None, "keep the smallest set of tokens whose probability reaches p", gt=0, le=1)
+    seed: int = help_field(0, "seed of the draws", unbounded=True)
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:

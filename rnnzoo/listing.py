@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .api import _load_registries, check_compatible
 from .errors import IncompatibleError, RnnzooError
 from .models.traits import model_traits
-from .registry import DATASETS, MODELS, TASKS, help_text
+from .registry import DATASETS, MODELS, TASKS, help_text, range_text
 from .training.config import TrainerConfig
 
 REGISTRIES = {"model": MODELS, "task": TASKS, "dataset": DATASETS}
@@ -33,13 +35,14 @@ def print_listing(args: list[str]) -> None:
 
 
 def options(prefix: str, config: type) -> str:
+    """One line per option: key, type, default, allowed values (numbers: the range that
+    `make_config` enforces), help."""
+    section = prefix.rstrip(".") + "."
+    ranges = {f.name: range_text(f) for f in dataclasses.fields(config)}
     rows = help_text(config)
-    width = max(len(prefix) + len(name) for name, *_ in rows) + 1
-    lines = []
-    for name, kind, default, text in rows:
-        lines.append(f"  {prefix.rstrip('.') + '.' if prefix != 'trainer' else 'trainer.'}{name:<{width - len(prefix)}}"
-                     f" {kind:<14} {default!s:<10} {text}")
-    return "\n".join(lines)
+    width = max(len(section) + len(name) for name, *_ in rows) + 1
+    return "\n".join(f"  {section + name:<{width}} {kind:<14} {default!s:<10} {ranges[name]:<16} {text}"
+                     for name, kind, default, text in rows)
 
 
 def overview() -> str:

@@ -11,6 +11,11 @@ so a checkpoint survives a refactor of the code behind it.
     class LSTM(nn.Module): ...
 
     MODELS.get("lsmt")   # RnnzooError: unknown model 'lsmt'; did you mean: lstm? choices: ...
+
+Every numeric field declares its allowed values in its metadata (`help_field(0.1, "...",
+ge=0, lt=1)`, or `unbounded=True` where any finite number will do): `make_config` checks them
+once, where the config is made, and `rnnzoo list` shows them, so no model, task or trainer
+repeats a hand-written range check.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -42,7 +48,8 @@ class Entry(Generic[T]):
     def make_config(self, values: dict[str, Any] | None = None, *, where: str = "") -> Any:
         """Validate `values` against the config dataclass and return a dataclass instance.
 
-        Unknown keys and values of the wrong type raise RnnzooError naming the key.
+        Unknown keys, values of the wrong type and numbers out of their range raise RnnzooError
+        naming the key.
         """
         values = dict(values or {})
         values.pop("name", None)
@@ -50,12 +57,21 @@ class Entry(Generic[T]):
             if values:
                 raise RnnzooError(f"{where or self.name} takes no options, got: {', '.join(values)}")
             return None
-        schema = OmegaConf.structured(self.config)
-        try:
-            merged = OmegaConf.merge(schema, values)
-        except OmegaConfBaseException as error:
-            raise RnnzooError(_config_message(error, where or self.name, self.config)) from None
-        return OmegaConf.to_object(merged)
+        return typed(self.config, values, where or self.name)
+
+
+def typed(config: type, values: dict[str, Any], where: str = "") -> Any:
+    """`values` merged onto the defaults of dataclass `config`, typed and range-checked.
+
+    `where` prefixes the keys in errors: "model" gives `model.dropout=1.5`; "" gives `top_k=0`
+    (a verb's own options)."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(config), values)
+    except OmegaConfBaseException as error:
+        raise RnnzooError(_config_message(error, where or config.__name__, config)) from None
+    instance = OmegaConf.to_object(merged)
+    check_ranges(instance, where)
+    return instance
 
 
 def _config_message(error: OmegaConfBaseException, where: str, config: type) -> str:
@@ -65,6 +81,78 @@ def _config_message(error: OmegaConfBaseException, where: str, config: type) -> 
     if key and key not in {f.name for f in dataclasses.fields(config)}:
         return f"{where}: unknown option '{key}'; options are: {allowed}"
     return f"{where}: bad value for '{key}': {reason}"
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric option may take: inclusive (ge, le) or exclusive (gt, lt) bounds,
+    None where a side is open. NaN and infinities are never in range: every option here is a
+    size, a count, a rate or a probability, and a non-finite one only fails later, far away."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def __contains__(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        return ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
+
+    def __str__(self) -> str:
+        low = f"[{_number(self.ge)}" if self.ge is not None else f"({_number(self.gt)}" if self.gt is not None else ""
+        high = f"{_number(self.le)}]" if self.le is not None else f"{_number(self.lt)})" if self.lt is not None else ""
+        if low and high:
+            return f"in {low}, {high}"
+        if low:
+            return f"{'>=' if low[0] == '[' else '>'} {low[1:]}"
+        if high:
+            return f"{'<=' if high[-1] == ']' else '<'} {high[:-1]}"
+        return "any number"
+
+
+def _number(value: float | None) -> str:
+    return f"{value:g}"
+
+
+def field_range(config_field: dataclasses.Field) -> Range | None:
+    """The allowed values a config field declares; None for a field that is not numeric."""
+    return config_field.metadata.get("range")
+
+
+def range_text(config_field: dataclasses.Field) -> str:
+    """What `rnnzoo list` shows and an error says: "in [0, 1)", "> 0 or null", "" (not numeric)."""
+    allowed = field_range(config_field)
+    if allowed is None:
+        return ""
+    nullable = "None" in str(config_field.type)
+    return f"{allowed}{' or null' if nullable else ''}"
+
+
+def check_value(key: str, value: Any, allowed: Range, nullable: bool = True) -> None:
+    """RnnzooError in one line naming `key`, `value` and the range, where `value` is outside it."""
+    if (value is None and nullable) or value in allowed:
+        return
+    raise RnnzooError(f"{key}={value} is out of range: must be {allowed}{' or null' if nullable else ''}")
+
+
+def check_ranges(config: Any, where: str) -> None:
+    """Check every numeric field of a config dataclass instance against its declared range.
+
+    `where` names the section ("model", "trainer"), the object ("model 'lstm'") or nothing (a
+    verb's own options): keys read `model.dropout`, `model 'lstm': dropout` or `top_k`."""
+    for config_field in dataclasses.fields(config):
+        allowed = field_range(config_field)
+        if allowed is not None:
+            key = _key(where, config_field.name)
+            check_value(key, getattr(config, config_field.name), allowed, "None" in str(config_field.type))
+
+
+def _key(where: str, name: str) -> str:
+    if not where:
+        return name
+    return f"{where}.{name}" if where.isidentifier() else f"{where}: {name}"
 
 
 def help_text(config: type) -> list[tuple[str, str, Any, str]]:
@@ -140,8 +228,14 @@ TASKS: Registry[Any] = Registry("task")
 DATASETS: Registry[Any] = Registry("dataset")
 
 
-def help_field(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field with a default and help text: `hidden_size: int = help_field(128, "...")`."""
+def help_field(default: Any, help: str, *, ge: float | None = None, gt: float | None = None,
+               le: float | None = None, lt: float | None = None, unbounded: bool = False, **kwargs: Any) -> Any:
+    """A dataclass field with a default, help text and, for a number, its allowed range:
+    `dropout: float = help_field(0.0, "...", ge=0, lt=1)`; `unbounded=True` says any finite
+    number is meant (a test requires every numeric field of a registered config to say one)."""
+    metadata: dict[str, Any] = {"help": help}
+    if unbounded or any(bound is not None for bound in (ge, gt, le, lt)):
+        metadata["range"] = Range(ge, gt, le, lt)
     if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
-    return field(default=default, metadata={"help": help}, **kwargs)
+        return field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)

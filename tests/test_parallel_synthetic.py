@@ -150,7 +150,7 @@ def test_bad_values_raise_a_data_error_naming_the_field(name, options, field):
 def test_unknown_split_and_alphabet_limit_are_explained():
     with pytest.raises(DataError, match="split must be one of train, val, test, got 'dev'"):
         open_dataset("reversal").load("dev")
-    with pytest.raises(DataError, match="between 1 and 286"):
+    with pytest.raises(DataError, match=re.escape("alphabet=1000 is out of range: must be in [1, 286]")):
         open_dataset("reversal", alphabet=1000)
     assert len({s for p in open_dataset("reversal", alphabet=286, train_size=300).load("train")
                 for s in p.source.split()}) > 250

@@ -191,10 +191,10 @@ def test_optimizers_and_schedules_run(tmp_path, optimizer, schedule):
 
 @pytest.mark.parametrize("override,message", [
     ("trainer.optimizer=rmsprop", "trainer.optimizer='rmsprop' is not one of: adam, adamw, sgd"),
-    ("trainer.lr=-1", "trainer.lr must be positive"),
+    ("trainer.lr=-1", "trainer.lr=-1.0 is out of range: must be > 0"),
     ("trainer.device=tpu", "trainer.device='tpu' is not a device"),
     ("trainer.device=cuda", "CUDA is not available"),
-    ("task.delay=0", "copy needs length >= 1, delay >= 1"),
+    ("task.delay=0", "task.delay=0 is out of range: must be >= 1"),
     ("model.init=magic", "init must be default or chrono"),
 ])
 def test_bad_values_are_user_errors(tmp_path, override, message):

@@ -42,6 +42,7 @@ from typing import Any, ClassVar, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..errors import RnnzooError
 from ..registry import DATASETS, help_field
 from .remote import RemoteFile, cache_dir, download
 from .examples import LabeledText
@@ -83,17 +84,18 @@ class FilesConfig:
     train: str | None = help_field(None, "your own training file, in the dataset's format (null: the named one)")
     valid: str | None = help_field(None, "your own validation file (null: the named one, else cut from train)")
     test: str | None = help_field(None, "your own test file (null: the named one, else cut from train)")
-    valid_fraction: float = help_field(0.1, "share of train cut off for validation when there is no validation file")
+    valid_fraction: float = help_field(0.1, "share of train cut off for validation when there is no validation file",
+                                       gt=0, lt=1)
     test_fraction: float = help_field(0.1, "share of train cut off for test when there is no test file "
-                                           "(0: test on the validation split)")
-    split_seed: int = help_field(0, "seed of the random cut of validation/test examples (list data)")
+                                           "(0: test on the validation split)", ge=0, lt=1)
+    split_seed: int = help_field(0, "seed of the random cut of validation/test examples (list data)", ge=0)
     cache: bool = help_field(True, "tokenize each split once into the memory-mapped token cache, which later runs "
                                    "map (false: read and tokenize the files on every run)")
     cache_dir: str | None = help_field(None, "folder of the token cache (null: $RNNZOO_CACHE_DIR/tokens, else "
                                              "~/.cache/rnnzoo/tokens); removing it is always safe")
     vocab_sample_mb: float | None = help_field(50.0, "train word and subword vocabularies of a text corpus on "
                                                       "about this many MB of its training split, evenly spaced "
-                                                      "lines, when it is larger (null: always all of it)")
+                                                      "lines, when it is larger (null: always all of it)", gt=0)
 
 
 #: dataset options that change where or whether the token cache is kept, never what it holds
@@ -107,8 +109,8 @@ class TextConfig(FilesConfig):
 
 @dataclass
 class ConllConfig(FilesConfig):
-    token_column: int = help_field(0, "0-based column of the token (negative: from the end)")
-    tag_column: int = help_field(-1, "0-based column of the tag (negative: from the end)")
+    token_column: int = help_field(0, "0-based column of the token (negative: from the end)", unbounded=True)
+    tag_column: int = help_field(-1, "0-based column of the tag (negative: from the end)", unbounded=True)
     separator: str | None = help_field(None, "column separator (null: any whitespace)")
 
 
@@ -144,10 +146,10 @@ class FileDataset:
 
     def __init__(self, config: FilesConfig) -> None:
         self.config = config
-        valid, test = config.valid_fraction, config.test_fraction
-        if not (0 < valid < 1 and 0 <= test < 1 and valid + test < 1):
-            raise DataError(f"dataset '{self.name}': need 0 < valid_fraction < 1, 0 <= test_fraction < 1 and "
-                            f"a sum below 1, got {valid} and {test}")
+        valid, test = config.valid_fraction, config.test_fraction  # each in its range (the config says)
+        if valid + test >= 1:
+            raise DataError(f"dataset '{self.name}': valid_fraction + test_fraction must be below 1, got {valid} "
+                            f"and {test}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
@@ -420,7 +422,7 @@ def _github(repo: str, commit: str, path: str) -> str:
 @dataclass
 class TinyShakespeareConfig(TextConfig):
     test_fraction: float = help_field(0.0, "share cut off the end for test (0: test = the validation split, "
-                                           "nanoGPT's 90/10 train/val)")
+                                           "nanoGPT's 90/10 train/val)", ge=0, lt=1)
 
 
 @register("tinyshakespeare", TinyShakespeareConfig)
@@ -464,7 +466,7 @@ class PennTreebank(TextDataset):
 
 @dataclass
 class Conll2000Config(ConllConfig):
-    tag_column: int = help_field(-1, "0-based column of the tag: -1 chunk tags (IOB2), 1 POS tags")
+    tag_column: int = help_field(-1, "0-based column of the tag: -1 chunk tags (IOB2), 1 POS tags", unbounded=True)
 
 
 @register("conll2000", Conll2000Config)
@@ -642,7 +644,10 @@ def open_dataset(config_or_name: Any, **overrides: Any) -> FileDataset:
     entry = DATASETS.entry(name)
     if entry.config is None or not hasattr(entry.target, "load"):
         raise DataError(f"dataset '{name}' has no files to load: its task generates its data")
-    config = entry.make_config({**values, **overrides}, where=f"dataset '{name}'")
+    try:
+        config = entry.make_config({**values, **overrides}, where=f"dataset '{name}'")
+    except RnnzooError as error:  # an option of the wrong type or out of its range: a DataError, as bad files are
+        raise DataError(str(error)) from None
     return entry.target(config)
 
 

@@ -83,18 +83,19 @@ HELD_OUT = {0: "test", 1: "val"}  # md5 bucket (of 10) -> split; the other bucke
 class GeneratedConfig:
     """What every generated dataset takes: split sizes and the data's own seed."""
 
-    train_size: int = help_field(20000, "training pairs generated")
-    val_size: int = help_field(1000, "validation pairs generated")
-    test_size: int = help_field(1000, "test pairs generated")
+    train_size: int = help_field(20000, "training pairs generated", ge=1)
+    val_size: int = help_field(1000, "validation pairs generated", ge=1)
+    test_size: int = help_field(1000, "test pairs generated", ge=1)
     seed: int = help_field(1234, "seed of the data, independent of the run's seed; each split "
-                                 "draws from its own generator, so val/test do not depend on train_size")
+                                 "draws from its own generator, so val/test do not depend on train_size", ge=0)
 
 
 @dataclass
 class SymbolsConfig(GeneratedConfig):
-    alphabet: int = help_field(20, f"distinct symbols, 1..{MAX_ALPHABET}: a..z, then a0..z0, a1..")
-    min_length: int = help_field(5, "fewest symbols in a source")
-    max_length: int = help_field(20, "most symbols in a source")
+    alphabet: int = help_field(20, f"distinct symbols, 1..{MAX_ALPHABET}: a..z, then a0..z0, a1..",
+                               ge=1, le=MAX_ALPHABET)
+    min_length: int = help_field(5, "fewest symbols in a source", ge=1)
+    max_length: int = help_field(20, "most symbols in a source", ge=1)
 
 
 @dataclass
@@ -109,8 +110,8 @@ class SortingConfig(SymbolsConfig):
 
 @dataclass
 class DatesConfig(GeneratedConfig):
-    min_length: int = help_field(0, "fewest characters in a source date (0: no bound)")
-    max_length: int | None = help_field(None, "most characters in a source date (null: no bound)")
+    min_length: int = help_field(0, "fewest characters in a source date (0: no bound)", ge=0)
+    max_length: int | None = help_field(None, "most characters in a source date (null: no bound)", ge=1)
 
 
 # --- the datasets ------------------------------------------------------------------------
@@ -124,8 +125,6 @@ class GeneratedParallel:
 
     def __init__(self, config: GeneratedConfig) -> None:
         self.config = config
-        for field in ("train_size", "val_size", "test_size"):
-            self._at_least(field, getattr(config, field), 1)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"

@@ -46,12 +46,12 @@ SCORES = ("additive", "dot", "general")
 class BahdanauConfig(RecurrentEncoderDecoderConfig):
     encoder: str = help_field("gru", "recurrent model reading the source: elman, gru, lstm, jordan")
     decoder: str = help_field("gru", "recurrent model writing the target")
-    num_layers: int | None = help_field(1, "stacked layers in encoder and decoder (attention reads the top one)")
+    num_layers: int | None = help_field(1, "stacked layers in encoder and decoder (attention reads the top one)", ge=1)
     bidirectional: bool = help_field(True, "bidirectional encoder (the paper's); false: left to right only")
     bridge: str = help_field("backward", "decoder initial state: backward (the paper's tanh(W_s h_backward(1))), "
                                          "linear, zeros")
     score: str = help_field("additive", "alignment score: additive (Bahdanau), dot or general (Luong et al. 2015)")
-    attention_size: int = help_field(256, "width of the additive score's hidden layer (v_a, W_a, U_a)")
+    attention_size: int = help_field(256, "width of the additive score's hidden layer (v_a, W_a, U_a)", ge=1)
 
 
 class Attention(nn.Module):

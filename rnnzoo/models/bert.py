@@ -67,15 +67,15 @@ INIT_STD = 0.02  # BERT's initializer_range
 
 @dataclass
 class BertConfig:
-    vocab_size: int = help_field(0, "token vocabulary size, <pad> = 0 (the task sets it from its tokenizer)")
-    hidden_size: int = help_field(128, "H: width of the embeddings and of every layer (BERT-Tiny 128, Base 768)")
-    num_layers: int = help_field(2, "L: Transformer encoder layers (BERT-Tiny 2, Base 12)")
-    num_heads: int = help_field(2, "A: attention heads, each H / A wide (BERT-Tiny 2, Base 12)")
-    d_ff: int | None = help_field(None, "hidden units of the feed-forward sub-layers (null: 4 H)")
-    max_positions: int = help_field(512, "longest sequence: learned position embeddings exist up to here")
-    type_vocab_size: int = help_field(2, "segment embeddings: 2 for sentence pairs A / B")
-    dropout: float = help_field(0.1, "dropout on the embeddings and after every sub-layer (BERT: 0.1)")
-    attention_dropout: float = help_field(0.1, "dropout on the attention weights (BERT: 0.1)")
+    vocab_size: int = help_field(0, "token vocabulary size, <pad> = 0 (the task sets it from its tokenizer)", ge=0)
+    hidden_size: int = help_field(128, "H: width of the embeddings and of every layer (BERT-Tiny 128, Base 768)", ge=1)
+    num_layers: int = help_field(2, "L: Transformer encoder layers (BERT-Tiny 2, Base 12)", ge=1)
+    num_heads: int = help_field(2, "A: attention heads, each H / A wide (BERT-Tiny 2, Base 12)", ge=1)
+    d_ff: int | None = help_field(None, "hidden units of the feed-forward sub-layers (null: 4 H)", ge=1)
+    max_positions: int = help_field(512, "longest sequence: learned position embeddings exist up to here", ge=2)
+    type_vocab_size: int = help_field(2, "segment embeddings: 2 for sentence pairs A / B", ge=1)
+    dropout: float = help_field(0.1, "dropout on the embeddings and after every sub-layer (BERT: 0.1)", ge=0, lt=1)
+    attention_dropout: float = help_field(0.1, "dropout on the attention weights (BERT: 0.1)", ge=0, lt=1)
     norm: str = help_field("post", "post: LayerNorm after each residual sum, BERT's; pre: before each sub-layer "
                                    "(Xiong et al. 2020), which trains faster at the high learning rates of "
                                    "short pretraining budgets (Geiping & Goldstein 2023, 'Cramming')")
@@ -103,8 +103,6 @@ def check_bert_config(config: BertConfig) -> None:
     if config.num_heads < 1 or config.hidden_size % config.num_heads:
         raise RnnzooError(f"hidden_size={config.hidden_size} must be divisible by num_heads={config.num_heads}: "
                           "each head gets hidden_size / num_heads dimensions")
-    if config.type_vocab_size < 1:
-        raise RnnzooError(f"type_vocab_size must be >= 1, got {config.type_vocab_size}")
     check_config(encoder_config(config))
 
 

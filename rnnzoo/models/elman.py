@@ -41,7 +41,7 @@ NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
 class ElmanConfig(RecurrentConfig):
     nonlinearity: str = help_field("tanh", "f of the hidden layer: tanh or relu")
     init: str = help_field("default", "default (PyTorch's uniform) or identity (IRNN, Le et al. 2015)")
-    identity_scale: float = help_field(1.0, "W_hh = identity_scale * I under init=identity")
+    identity_scale: float = help_field(1.0, "W_hh = identity_scale * I under init=identity", unbounded=True)
 
 
 @MODELS.register("elman", config=ElmanConfig)

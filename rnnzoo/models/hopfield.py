@@ -104,7 +104,7 @@ class HopfieldConfig:
     rule: str = help_field("hebbian", "storage rule: hebbian (Hopfield 1982) or storkey (Storkey 1997)")
     update: str = help_field("async", "async: one unit at a time in a random order per sweep; "
                                       "sync: every unit at once (may end in a 2-cycle)")
-    threshold: float = help_field(0.0, "θ of every unit: s_i turns to +1 when its field exceeds θ")
+    threshold: float = help_field(0.0, "θ of every unit: s_i turns to +1 when its field exceeds θ", unbounded=True)
 
 
 @MODELS.register("hopfield", config=HopfieldConfig, traits={"associative_memory"})

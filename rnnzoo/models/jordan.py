@@ -51,11 +51,11 @@ OUTPUT_NONLINEARITIES = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity
 
 @dataclass
 class JordanConfig(RecurrentConfig):
-    hidden_size: int = help_field(128, "hidden units per layer and direction")
-    output_size: int = help_field(64, "output (and state) units per layer and direction: the features returned")
+    hidden_size: int = help_field(128, "hidden units per layer and direction", ge=1)
+    output_size: int = help_field(64, "output (and state) units per layer and direction: the features returned", ge=1)
     nonlinearity: str = help_field("tanh", "f of the hidden units: tanh or relu")
     output_nonlinearity: str = help_field("tanh", "g of the output units: tanh, sigmoid or identity")
-    state_decay: float = help_field(0.5, "μ in s(t) = μ s(t-1) + y(t-1), in [0, 1]")
+    state_decay: float = help_field(0.5, "μ in s(t) = μ s(t-1) + y(t-1), in [0, 1]", ge=0, le=1)
     impl: str = help_field("auto", "auto or reference (no PyTorch twin: both run the equations in Python)")
 
 
@@ -72,8 +72,6 @@ class Jordan(RecurrentEncoder):
         if config.output_nonlinearity not in OUTPUT_NONLINEARITIES:
             raise RnnzooError("jordan: output_nonlinearity must be tanh, sigmoid or identity, "
                               f"got {config.output_nonlinearity!r}")
-        if not 0.0 <= config.state_decay <= 1.0:
-            raise RnnzooError(f"jordan: state_decay must be in [0, 1], got {config.state_decay}")
         super().__init__(config)
         self.f = HIDDEN_NONLINEARITIES[config.nonlinearity]
         self.g = OUTPUT_NONLINEARITIES[config.output_nonlinearity]

@@ -36,9 +36,9 @@ from ..registry import MODELS, help_field
 
 @dataclass
 class LSTMConfig(RecurrentConfig):
-    forget_bias: float = help_field(1.0, "initial forget-gate bias (1.0 keeps cells open at first)")
+    forget_bias: float = help_field(1.0, "initial forget-gate bias (1.0 keeps cells open at first)", unbounded=True)
     init: str = help_field("default", "bias initialisation: default or chrono (Tallec & Ollivier 2018)")
-    chrono_max_lag: int = help_field(100, "T_max of the chrono initialisation")
+    chrono_max_lag: int = help_field(100, "T_max of the chrono initialisation", ge=2)
 
 
 @MODELS.register("lstm", config=LSTMConfig)

@@ -149,13 +149,13 @@ class HopfieldPooling(nn.Module):
 # --- the model: a sequence encoder and an associative memory ------------------------------
 @dataclass
 class ModernHopfieldConfig:
-    input_size: int = help_field(32, "features per input step (the task sets it from its data)")
-    hidden_size: int = help_field(64, "width of the association space (queries and keys), all heads together")
-    output_size: int = help_field(64, "features per output step (the width of W_V)")
-    num_heads: int = help_field(1, "independent retrievals, each in hidden_size / num_heads dimensions")
+    input_size: int = help_field(32, "features per input step (the task sets it from its data)", ge=1)
+    hidden_size: int = help_field(64, "width of the association space (queries and keys), all heads together", ge=1)
+    output_size: int = help_field(64, "features per output step (the width of W_V)", ge=1)
+    num_heads: int = help_field(1, "independent retrievals, each in hidden_size / num_heads dimensions", ge=1)
     beta: float | None = help_field(None, "inverse temperature β (null: 1/√d, d the head size in the "
-                                          "layer and the pattern size N in the memory)")
-    update_steps: int = help_field(1, "Hopfield updates per query in the layer (1: one attention step)")
+                                          "layer and the pattern size N in the memory)", gt=0)
+    update_steps: int = help_field(1, "Hopfield updates per query in the layer (1: one attention step)", ge=1)
 
 
 @MODELS.register("modern_hopfield", config=ModernHopfieldConfig, traits={"sequence", "associative_memory"})

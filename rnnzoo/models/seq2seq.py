@@ -65,19 +65,19 @@ BRIDGES = ("copy", "linear", "backward", "zeros")
 class RecurrentEncoderDecoderConfig:
     """Options every recurrent encoder-decoder shares."""
 
-    source_vocab_size: int = help_field(0, "source vocabulary size (the task sets it)")
-    target_vocab_size: int = help_field(0, "target vocabulary size (the task sets it)")
+    source_vocab_size: int = help_field(0, "source vocabulary size (the task sets it)", ge=0)
+    target_vocab_size: int = help_field(0, "target vocabulary size (the task sets it)", ge=0)
     encoder: str = help_field("auto", "recurrent model reading the source: elman, gru, lstm, jordan (auto: the form's)")
     decoder: str = help_field("auto", "recurrent model writing the target (auto: the form's)")
-    embedding_dim: int = help_field(256, "width of the source and target embeddings")
-    hidden_size: int = help_field(256, "units per layer (per direction in the encoder)")
-    num_layers: int | None = help_field(None, "stacked layers in encoder and decoder (null: the form's)")
+    embedding_dim: int = help_field(256, "width of the source and target embeddings", ge=1)
+    hidden_size: int = help_field(256, "units per layer (per direction in the encoder)", ge=1)
+    num_layers: int | None = help_field(None, "stacked layers in encoder and decoder (null: the form's)", ge=1)
     bidirectional: bool = help_field(False, "bidirectional encoder (Schuster & Paliwal 1997)")
     bridge: str = help_field("auto", "encoder final state -> decoder initial state: copy, linear, backward, "
                                      "zeros (auto: the form's)")
-    dropout: float = help_field(0.2, "dropout on embeddings, between layers and before the output layer")
+    dropout: float = help_field(0.2, "dropout on embeddings, between layers and before the output layer", ge=0, lt=1)
     maxout_size: int | None = help_field(256, "deep output: a maxout layer of this many units before the softmax "
-                                              "(Cho et al., Bahdanau et al.: 500); null: one linear layer")
+                                              "(Cho et al., Bahdanau et al.: 500); null: one linear layer", ge=1)
     impl: str = help_field("auto", "recurrent cells: auto/torch (PyTorch kernels) or reference (the equations)")
 
 

@@ -109,20 +109,21 @@ class TransformerConfig:
 
     shape: str = help_field("encoder_decoder", "encoder_decoder (translation, the paper's model), encoder "
                                                "(tagging, classification) or decoder (GPT-style: generation, copy)")
-    input_size: int = help_field(32, "features per input step of the sequence shapes (the task sets it)")
-    source_vocab_size: int = help_field(0, "encoder_decoder: source vocabulary size (the task sets it)")
-    target_vocab_size: int = help_field(0, "encoder_decoder: target vocabulary size (the task sets it)")
-    d_model: int = help_field(128, "width of every layer's input and output (512 in the paper's base model)")
-    num_heads: int = help_field(4, "attention heads h, each d_model / h wide (8 in the paper)")
-    num_layers: int = help_field(4, "layers of the encoder, or of the decoder-only stack (6 in the paper)")
-    num_decoder_layers: int | None = help_field(None, "encoder_decoder: decoder layers (null: num_layers)")
-    d_ff: int | None = help_field(None, "hidden units of the feed-forward sub-layers (null: 4 * d_model)")
-    dropout: float = help_field(0.1, "residual dropout P_drop: after each sub-layer and on embeddings + positions")
-    attention_dropout: float = help_field(0.0, "dropout on the attention weights")
+    input_size: int = help_field(32, "features per input step of the sequence shapes (the task sets it)", ge=1)
+    source_vocab_size: int = help_field(0, "encoder_decoder: source vocabulary size (the task sets it)", ge=0)
+    target_vocab_size: int = help_field(0, "encoder_decoder: target vocabulary size (the task sets it)", ge=0)
+    d_model: int = help_field(128, "width of every layer's input and output (512 in the paper's base model)", ge=1)
+    num_heads: int = help_field(4, "attention heads h, each d_model / h wide (8 in the paper)", ge=1)
+    num_layers: int = help_field(4, "layers of the encoder, or of the decoder-only stack (6 in the paper)", ge=1)
+    num_decoder_layers: int | None = help_field(None, "encoder_decoder: decoder layers (null: num_layers)", ge=1)
+    d_ff: int | None = help_field(None, "hidden units of the feed-forward sub-layers (null: 4 * d_model)", ge=1)
+    dropout: float = help_field(0.1, "residual dropout P_drop: after each sub-layer and on embeddings + positions",
+                                ge=0, lt=1)
+    attention_dropout: float = help_field(0.0, "dropout on the attention weights", ge=0, lt=1)
     positions: str = help_field("sinusoidal", "sinusoidal (the paper's fixed sinusoids) or learned (GPT's)")
-    max_positions: int = help_field(1024, "longest sequence; the decoder shape slides its window past it")
+    max_positions: int = help_field(1024, "longest sequence; the decoder shape slides its window past it", ge=2)
     position_std: float = help_field(1.0, "std of learned positions at init: 1.0 beside N(0, 1) token embeddings; "
-                                          "0.02 beside GPT-2-style ones (task.embedding_std=0.02)")
+                                          "0.02 beside GPT-2-style ones (task.embedding_std=0.02)", ge=0)
     norm: str = help_field("post", "post: LayerNorm(x + sublayer(x)), the paper's (needs lr warm-up); pre: "
                                    "x + sublayer(LayerNorm(x)) and a final LayerNorm (Xiong et al. 2020)")
     activation: str = help_field("relu", "feed-forward nonlinearity: relu (the paper's) or gelu")
@@ -142,14 +143,6 @@ def check_config(config: TransformerConfig) -> None:
     if config.num_heads < 1 or config.d_model % config.num_heads:
         raise RnnzooError(f"d_model={config.d_model} must be divisible by num_heads={config.num_heads}: "
                           "each head gets d_model / num_heads dimensions")
-    if config.num_layers < 1 or (config.num_decoder_layers is not None and config.num_decoder_layers < 1):
-        raise RnnzooError(f"num_layers and num_decoder_layers must be >= 1, got {config.num_layers} and "
-                          f"{config.num_decoder_layers}")
-    if not (0 <= config.dropout < 1 and 0 <= config.attention_dropout < 1):
-        raise RnnzooError(f"dropout and attention_dropout must be in [0, 1), got {config.dropout} and "
-                          f"{config.attention_dropout}")
-    if config.max_positions < 2:
-        raise RnnzooError(f"max_positions must be >= 2, got {config.max_positions}")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

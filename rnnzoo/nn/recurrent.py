@@ -59,10 +59,10 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
 class RecurrentConfig:
     """The options every recurrent family shares; a family's config adds its own."""
 
-    input_size: int = help_field(32, "features per input step (the task sets it from its data)")
-    hidden_size: int = help_field(128, "units per layer and direction")
-    num_layers: int = help_field(1, "stacked layers")
-    dropout: float = help_field(0.0, "dropout on the outputs of every layer but the last")
+    input_size: int = help_field(32, "features per input step (the task sets it from its data)", ge=1)
+    hidden_size: int = help_field(128, "units per layer and direction", ge=1)
+    num_layers: int = help_field(1, "stacked layers", ge=1)
+    dropout: float = help_field(0.0, "dropout on the outputs of every layer but the last", ge=0, lt=1)
     bidirectional: bool = help_field(False, "add a right-to-left direction (Schuster & Paliwal 1997)")
     impl: str = help_field("auto", "auto/torch: PyTorch's fused kernel; reference: the equations in Python")
 

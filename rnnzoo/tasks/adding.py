@@ -25,8 +25,8 @@ BASELINE_MSE = 1 / 6
 
 @dataclass
 class AddingConfig(SyntheticConfig):
-    length: int = help_field(50, "time steps T")
-    target: float | None = help_field(0.005, "stop when validation MSE falls to this (null: never)")
+    length: int = help_field(50, "time steps T", ge=2)
+    target: float | None = help_field(0.005, "stop when validation MSE falls to this (null: never)", ge=0)
 
 
 @TASKS.register("adding", config=AddingConfig)
@@ -37,8 +37,6 @@ class AddingTask(SyntheticTask):
     monitor_mode = "min"
 
     def __init__(self, config: AddingConfig, seed: int, dataset: dict | None = None) -> None:
-        if config.length < 2:
-            raise ValueError(f"adding needs length >= 2, got length={config.length}")
         super().__init__(config, seed, dataset)
 
     @property

@@ -42,12 +42,12 @@ PROBES, ORDER = 0, 1  # the two generators of a split
 
 @dataclass
 class AssociativeConfig:
-    num_units: int = help_field(100, "units N per pattern (the memory takes its size from the patterns)")
-    num_patterns: int = help_field(5, "patterns P to store; the load is P/N")
-    flip_fraction: float = help_field(0.1, "fraction of a probe's units flipped from its pattern")
-    probes: int = help_field(500, "corrupted probes in each of the validation and test sets")
+    num_units: int = help_field(100, "units N per pattern (the memory takes its size from the patterns)", ge=2)
+    num_patterns: int = help_field(5, "patterns P to store; the load is P/N", ge=1)
+    flip_fraction: float = help_field(0.1, "fraction of a probe's units flipped from its pattern", ge=0, le=0.5)
+    probes: int = help_field(500, "corrupted probes in each of the validation and test sets", ge=1)
     steps: int = help_field(20, "most sweeps (classic) or updates (modern) per recall; it stops "
-                                "earlier once the state stops changing")
+                                "earlier once the state stops changing", ge=1)
 
 
 @TASKS.register("associative", config=AssociativeConfig)
@@ -59,14 +59,8 @@ class AssociativeTask(Task):
     monitor_mode = "max"
 
     def __init__(self, config: AssociativeConfig, seed: int, dataset: dict | None = None) -> None:
-        c = config
-        if c.num_units < 2 or c.num_patterns < 1 or c.probes < 1 or c.steps < 1:
-            raise ValueError("associative needs num_units >= 2, num_patterns >= 1, probes >= 1 and steps >= 1, "
-                             f"got {c.num_units}, {c.num_patterns}, {c.probes} and {c.steps}")
-        if not 0.0 <= c.flip_fraction <= 0.5:
-            raise ValueError(f"flip_fraction must be in [0, 0.5], got {c.flip_fraction}")
         super().__init__(config, seed, dataset)
-        self.flips = round(c.flip_fraction * c.num_units)
+        self.flips = round(config.flip_fraction * config.num_units)
 
     @property
     def input_size(self) -> int:

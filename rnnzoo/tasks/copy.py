@@ -32,10 +32,11 @@ from .synthetic import SequenceBatch, SyntheticConfig, SyntheticTask
 
 @dataclass
 class CopyConfig(SyntheticConfig):
-    length: int = help_field(5, "symbols to remember (Arjovsky et al. use 10)")
-    delay: int = help_field(5, "steps from the last symbol to the delimiter (T in Arjovsky et al.)")
-    alphabet: int = help_field(8, "distinct symbols")
-    target: float | None = help_field(0.995, "stop when validation recall accuracy reaches this (null: never)")
+    length: int = help_field(5, "symbols to remember (Arjovsky et al. use 10)", ge=1)
+    delay: int = help_field(5, "steps from the last symbol to the delimiter (T in Arjovsky et al.)", ge=1)
+    alphabet: int = help_field(8, "distinct symbols", ge=2)
+    target: float | None = help_field(0.995, "stop when validation recall accuracy reaches this (null: never)",
+                                      ge=0, le=1)
 
 
 @TASKS.register("copy", config=CopyConfig)
@@ -46,9 +47,6 @@ class CopyTask(SyntheticTask):
     monitor_mode = "max"
 
     def __init__(self, config: CopyConfig, seed: int, dataset: dict | None = None) -> None:
-        if config.length < 1 or config.delay < 1 or config.alphabet < 2:
-            raise ValueError("copy needs length >= 1, delay >= 1 and alphabet >= 2, got "
-                             f"length={config.length}, delay={config.delay}, alphabet={config.alphabet}")
         super().__init__(config, seed, dataset)
         self.blank, self.delimiter = 0, config.alphabet + 1
         self.vocab_size = config.alphabet + 2

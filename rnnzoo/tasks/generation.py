@@ -59,28 +59,29 @@ LINE_LEVELS = corpus.LINE_LEVELS  # tokenized line by line, `<eos>` closing each
 @dataclass
 class GenerationConfig:
     level: str = help_field("char", "tokens: char, word (<eos> per line, as for PTB), bpe or wordpiece")
-    batch_size: int = help_field(32, "parallel streams (sampling=streams) or random windows per batch")
-    bptt: int = help_field(64, "steps per training window (truncated BPTT length; nanoGPT's block_size)")
+    batch_size: int = help_field(32, "parallel streams (sampling=streams) or random windows per batch", ge=1)
+    bptt: int = help_field(64, "steps per training window (truncated BPTT length; nanoGPT's block_size)", ge=1)
     sampling: str = help_field("streams", "streams: contiguous streams, state carried across windows "
                                           "(word_language_model); random: random windows, fresh state (nanoGPT)")
     batches_per_epoch: int | None = help_field(None, "random sampling: batches per epoch "
-                                                     "(null: training tokens // (batch_size * bptt))")
-    embedding_dim: int | None = help_field(128, "learned embedding width (null: one-hot inputs, as char-rnn)")
+                                                     "(null: training tokens // (batch_size * bptt))", ge=1)
+    embedding_dim: int | None = help_field(128, "learned embedding width (null: one-hot inputs, as char-rnn)", ge=1)
     embedding_std: float | None = help_field(None, "std of the embedding's normal init (null: PyTorch's 1.0); "
-                                                   "0.02 as GPT-2 and nanoGPT, for Transformers")
-    dropout: float = help_field(0.0, "dropout on the embeddings and on the model's outputs (Zaremba et al. 2014)")
+                                                   "0.02 as GPT-2 and nanoGPT, for Transformers", gt=0)
+    dropout: float = help_field(0.0, "dropout on the embeddings and on the model's outputs (Zaremba et al. 2014)",
+                                ge=0, lt=1)
     tie_embeddings: bool = help_field(False, "share the embedding with the output layer (Press & Wolf 2017); "
                                              "needs model output size == embedding_dim")
-    min_freq: int = help_field(1, "tokens seen fewer times in train become <unk> (char/word)")
-    max_vocab: int | None = help_field(None, "keep at most this many tokens besides the specials (null: all)")
-    vocab_size: int = help_field(8000, "subword vocabulary size (bpe/wordpiece)")
-    eval_batch_size: int = help_field(10, "parallel streams when evaluating")
+    min_freq: int = help_field(1, "tokens seen fewer times in train become <unk> (char/word)", ge=1)
+    max_vocab: int | None = help_field(None, "keep at most this many tokens besides the specials (null: all)", ge=1)
+    vocab_size: int = help_field(8000, "subword vocabulary size (bpe/wordpiece)", ge=1)
+    eval_batch_size: int = help_field(10, "parallel streams when evaluating", ge=1)
     eval_tokens: int | None = help_field(None, "evaluate on the first this many tokens of val/test only "
-                                               "(a fixed subset, to keep evaluation cheap; null: all)")
+                                               "(a fixed subset, to keep evaluation cheap; null: all)", ge=2)
     sample_tokens: int = help_field(200, "tokens of text sampled into TensorBoard (samples/) after each "
-                                         "evaluation (0: none)")
+                                         "evaluation (0: none)", ge=0)
     sample_prompt: str = help_field("", "prompt of those samples (empty: start after a line break)")
-    target: float | None = help_field(None, "stop when the validation loss reaches this (null: never)")
+    target: float | None = help_field(None, "stop when the validation loss reaches this (null: never)", ge=0)
 
 
 class LanguageModel(TaskNetwork):
@@ -116,10 +117,6 @@ class GenerationTask(Task):
             raise ValueError(f"level must be char, word, bpe or wordpiece, got {config.level!r}")
         if config.sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {config.sampling!r}")
-        if min(config.batch_size, config.bptt, config.eval_batch_size) < 1:
-            raise ValueError("batch_size, bptt and eval_batch_size must be >= 1")
-        if not 0 <= config.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
         super().__init__(config, seed, dataset)
         # an instance attribute, read by the trainer: only contiguous streams carry state
         self.streams_state = config.sampling == "streams"

@@ -81,14 +81,14 @@ Item = tuple[list[int], list[int] | None, int | None]  # (ids, segments or None,
 
 @dataclass
 class PretrainingConfig(TextDataConfig):
-    batch_size: int = help_field(32, "sequences per training batch (bucketed by length)")
-    eval_batch_size: int = help_field(64, "sequences per evaluation batch")
+    batch_size: int = help_field(32, "sequences per training batch (bucketed by length)", ge=1)
+    eval_batch_size: int = help_field(64, "sequences per evaluation batch", ge=1)
     tokenizer: str = help_field("wordpiece", "wordpiece (BERT's) or bpe (byte-level), trained on the training "
                                              "split; fine-tuning runs inherit it")
     max_length: int = help_field(128, "tokens per packed sequence, <bos> and <eos> included (BERT: 128 for 90% "
-                                      "of its steps, then 512)")
+                                      "of its steps, then 512)", ge=8)
     mask_prob: float = help_field(0.15, "share of the non-special tokens chosen for prediction (80% of them "
-                                        "masked, 10% replaced by a random token, 10% kept)")
+                                        "masked, 10% replaced by a random token, 10% kept)", gt=0, lt=1)
     more_text: list[str] = help_field([], "registered datasets whose training sentences join the training text "
                                           "(their own configs' defaults; labels unused), e.g. [ud_english_ewt,multi30k]")
 
@@ -131,10 +131,6 @@ class PretrainingTask(TextTask):
         if config.tokenizer not in SUBWORD_LEVELS:
             raise ValueError(f"task.tokenizer must be one of {', '.join(SUBWORD_LEVELS)} (subwords leave no word of "
                              f"the fine-tuning data out of the vocabulary), got {config.tokenizer!r}")
-        if not 0 < config.mask_prob < 1:
-            raise ValueError(f"mask_prob must be in (0, 1), got {config.mask_prob}")
-        if config.max_length < 8:
-            raise ValueError(f"max_length must be >= 8 (<bos>, <eos> and room for text), got {config.max_length}")
         check_more_text(config.more_text)
         super().__init__(config, seed, dataset)
         self._sentences: dict[str, list[str]] = {}

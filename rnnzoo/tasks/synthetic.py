@@ -25,9 +25,9 @@ class Synthetic:
 
 @dataclass
 class SyntheticConfig:
-    batch_size: int = help_field(128, "sequences per training batch")
-    batches_per_epoch: int = help_field(100, "training batches that make one epoch")
-    eval_examples: int = help_field(1024, "sequences in each of the validation and test sets")
+    batch_size: int = help_field(128, "sequences per training batch", ge=1)
+    batches_per_epoch: int = help_field(100, "training batches that make one epoch", ge=1)
+    eval_examples: int = help_field(1024, "sequences in each of the validation and test sets", ge=1)
 
 
 class SyntheticTask(Task):

@@ -45,10 +45,10 @@ CHAR_SPECIALS = ("<pad>", "<unk>")
 @dataclass
 class TaggingConfig(TextConfig):
     crf: bool = help_field(False, "a CRF output layer with Viterbi decoding (Huang et al. 2015)")
-    char_dim: int = help_field(0, "character embedding width for per-word character CNN features (0: none)")
-    char_filters: int = help_field(30, "character CNN filters: features each word gets from its spelling")
-    char_width: int = help_field(3, "character CNN window")
-    max_word_chars: int = help_field(20, "characters of a word the character CNN reads")
+    char_dim: int = help_field(0, "character embedding width for per-word character CNN features (0: none)", ge=0)
+    char_filters: int = help_field(30, "character CNN filters: features each word gets from its spelling", ge=1)
+    char_width: int = help_field(3, "character CNN window", ge=1)
+    max_word_chars: int = help_field(20, "characters of a word the character CNN reads", ge=1)
 
 
 class Tagger(nn.Module):

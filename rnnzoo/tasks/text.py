@@ -89,22 +89,23 @@ def _pin(value: Any) -> Any:
 
 @dataclass
 class TextDataConfig:
-    batch_size: int = help_field(32, "sentences per training batch (bucketed by length)")
-    eval_batch_size: int = help_field(256, "sentences per evaluation batch")
+    batch_size: int = help_field(32, "sentences per training batch (bucketed by length)", ge=1)
+    eval_batch_size: int = help_field(256, "sentences per evaluation batch", ge=1)
     tokenizer: str = help_field("word", "token level: word (whitespace), char, bpe or wordpiece (trained on "
                                         "the training split; with model.init_from the pretraining run's)")
-    vocab_size: int = help_field(8000, "subword vocabulary size for bpe/wordpiece")
-    min_freq: int = help_field(1, "words seen fewer times in the training split become <unk>")
-    max_vocab: int | None = help_field(None, "keep at most this many words besides the specials (null: all)")
+    vocab_size: int = help_field(8000, "subword vocabulary size for bpe/wordpiece", ge=1)
+    min_freq: int = help_field(1, "words seen fewer times in the training split become <unk>", ge=1)
+    max_vocab: int | None = help_field(None, "keep at most this many words besides the specials (null: all)", ge=1)
     lowercase: bool = help_field(False, "lower-case words before looking them up")
-    target: float | None = help_field(None, "stop when the monitored validation metric reaches this (null: never)")
+    target: float | None = help_field(None, "stop when the monitored validation metric reaches this (null: never)",
+                                      unbounded=True)
 
 
 @dataclass
 class TextConfig(TextDataConfig):
     embedding_dim: int = help_field(100, "width of the task's word embeddings (the model's input_size; unused "
-                                         "by models that embed tokens themselves, as bert)")
-    dropout: float = help_field(0.5, "dropout on the embeddings and on the features before the head")
+                                         "by models that embed tokens themselves, as bert)", ge=1)
+    dropout: float = help_field(0.5, "dropout on the embeddings and on the features before the head", ge=0, lt=1)
 
 
 class TextTask(Task):
@@ -112,8 +113,6 @@ class TextTask(Task):
 
     def __init__(self, config: TextDataConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
         super().__init__(config, seed, dataset)
-        if config.batch_size < 1 or config.eval_batch_size < 1:
-            raise ValueError("batch_size and eval_batch_size must be >= 1")
         self._splits: dict[str, list] = {}
         self._encoded: dict[str, list] = {}
         self._eval_batches: dict[str, list[TextBatch]] = {}

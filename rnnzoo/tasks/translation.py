@@ -48,24 +48,25 @@ class TranslationConfig(TextDataConfig):
     """The text tasks' data options (batch sizes, vocabularies, lowercase, target), retuned for
     sentence pairs, and the decoding options."""
 
-    batch_size: int = help_field(64, "sentence pairs per training batch (bucketed by source length)")
-    eval_batch_size: int = help_field(128, "sentence pairs per evaluation/translation batch")
+    batch_size: int = help_field(64, "sentence pairs per training batch (bucketed by source length)", ge=1)
+    eval_batch_size: int = help_field(128, "sentence pairs per evaluation/translation batch", ge=1)
     tokenizer: str = help_field("auto", "token level of both sides: auto (the dataset's: char for dates, else "
                                         "word), word, char, bpe or wordpiece")
     shared_vocab: bool = help_field(False, "one vocabulary (and tokenizer) for source and target")
     lowercase: bool = help_field(False, "lower-case both sides (references too, so BLEU is case-insensitive)")
     teacher_forcing: float = help_field(1.0, "probability of feeding the gold previous token in training "
-                                             "(below 1: scheduled sampling, Bengio et al. 2015)")
-    label_smoothing: float = help_field(0.0, "label smoothing ε of the training loss (0.1 in Vaswani et al.)")
-    beam_size: int = help_field(1, "beam width when evaluating and translating (1: greedy)")
-    length_penalty: float = help_field(1.0, "GNMT length penalty α of beam search (0: raw log-probability)")
-    max_length_ratio: float = help_field(1.5, "longest output: ratio * source length + max_length_offset tokens")
-    max_length_offset: int = help_field(10, "see max_length_ratio")
+                                             "(below 1: scheduled sampling, Bengio et al. 2015)", ge=0, le=1)
+    label_smoothing: float = help_field(0.0, "label smoothing ε of the training loss (0.1 in Vaswani et al.)",
+                                        ge=0, lt=1)
+    beam_size: int = help_field(1, "beam width when evaluating and translating (1: greedy)", ge=1)
+    length_penalty: float = help_field(1.0, "GNMT length penalty α of beam search (0: raw log-probability)", ge=0)
+    max_length_ratio: float = help_field(1.5, "longest output: ratio * source length + max_length_offset tokens", gt=0)
+    max_length_offset: int = help_field(10, "see max_length_ratio", ge=0)
     monitor: str = help_field("auto", "validation metric that picks the best checkpoint: bleu, chrf, exact, "
                                       "accuracy, loss (auto: exact for generated sets, bleu otherwise)")
     eval_sentences: int | None = help_field(None, "translate only the first this many validation sentences "
-                                                  "when validating (the loss uses all; test is always whole)")
-    samples: int = help_field(4, "validation sentences shown in TensorBoard with their attention (0: none)")
+                                                  "when validating (the loss uses all; test is always whole)", ge=1)
+    samples: int = help_field(4, "validation sentences shown in TensorBoard with their attention (0: none)", ge=0)
 
 
 @dataclass
@@ -109,11 +110,6 @@ class TranslationTask(TextTask):
 
     def __init__(self, config: TranslationConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
         super().__init__(config, seed, dataset)
-        if not 0 <= config.teacher_forcing <= 1 or not 0 <= config.label_smoothing < 1:
-            raise ValueError("teacher_forcing must be in [0, 1] and label_smoothing in [0, 1)")
-        if config.beam_size < 1 or config.max_length_ratio <= 0:
-            raise ValueError(f"beam_size must be >= 1 and max_length_ratio > 0, got {config.beam_size}, "
-                             f"{config.max_length_ratio}")
         monitor = self.default_monitor() if config.monitor == "auto" else config.monitor
         if monitor not in MONITORS:
             raise ValueError(f"monitor must be auto or one of {', '.join(MONITORS)}, got {monitor!r}")
