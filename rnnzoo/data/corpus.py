@@ -52,8 +52,9 @@ def train_tokenizer(level: str, span: TextSpan, byte_stop: int, sample_bytes: in
     texts: Iterable[str]
     if level in LINE_LEVELS:
         texts = lines if lines is not None else (line for chunk in iter_lines_of(span) for line in chunk)
-    else:  # bpe reads the text whole: pieces where its pre-tokenizer cuts anyway
-        texts = ["\n".join(lines)] if lines is not None else bpe_pieces(iter_chunks(span))
+    else:  # bpe reads the text whole: pieces where its pre-tokenizer cuts anyway (HF's trainer holds
+        # what it is given at once, so one 50 MB string would cost it gigabytes)
+        texts = bpe_pieces(["\n".join(lines)] if lines is not None else iter_chunks(span))
     if level == "word":
         counts: Counter[str] = Counter()
         for line in texts:
