@@ -18,7 +18,7 @@ Shared by generation (`rnnzoo sample`) and translation.
 
 Search, for encoder-decoders (the contract in `rnnzoo.nn.encoder_decoder`):
 
-    max_target_lengths(source_lengths, ratio, offset)        how long each output may grow, (B,)
+    max_target_lengths(source_lengths, ratio, offset, cap)   how long each output may grow, (B,)
     greedy_search(model, source, source_lengths, max_lengths, bos, eos, banned)
     beam_search(model, source, source_lengths, max_lengths, bos, eos, beam_size,
                 length_penalty, banned)                       both -> Hypotheses
@@ -124,15 +124,17 @@ class Hypotheses:
     attention: list[Tensor] | None
 
 
-def max_target_lengths(source_lengths: Tensor, ratio: float, offset: int) -> Tensor:
-    """The longest output allowed per sentence: ceil(ratio * source length) + offset, at least 1.
+def max_target_lengths(source_lengths: Tensor, ratio: float, offset: int, cap: int | None = None) -> Tensor:
+    """The longest output allowed per sentence: ceil(ratio * source length) + offset, at least 1
+    and at most `cap` (steps, <eos> included; OpenNMT's -max_length, fairseq's --max-len-b bound).
 
-    source_lengths (B,) -> (B,) long. A limit is needed because a model may never emit <eos>.
+    source_lengths (B,) -> (B,) long. A limit is needed because a model may never emit <eos>;
+    the cap, because a ratio of a 20,000-token source is still 30,000 steps.
     """
     scaled = source_lengths.double() * ratio  # (B,)
     # 1.1 * 10 is 11.000000000000002 in floating point: without the slack ceil would say 12
     limits = torch.ceil(scaled - 1e-9).long() + offset  # (B,)
-    return limits.clamp(min=1)
+    return limits.clamp(min=1, max=cap)
 
 
 def _log_probs(logits: Tensor, banned: Sequence[int]) -> Tensor:

@@ -28,7 +28,7 @@ from rnnzoo.data.readers import DataError
 from rnnzoo.data.streaming import TextSpan, iter_chunks
 from rnnzoo.errors import RnnzooError
 
-from .conftest import compose_config, run_cli
+from .conftest import DATA_DIR, compose_config, run_cli
 from .test_classification import tiny_files as labeled_files
 from .test_scale import free_port
 from .test_tagging import tiny_files as conll_files
@@ -384,3 +384,17 @@ def test_prepare_writes_then_finds_and_list_shows_the_cache(tmp_path, text_file)
     listing = run_cli("list", f"cache={cache}")
     assert f"token cache {cache}: 4 entries" in listing.stdout and "text_files-generation-train" in listing.stdout
     assert not (tmp_path / "outputs").exists()
+
+
+# --- the reproduction's corpora ------------------------------------------------------------------------
+@pytest.mark.skipif(not (DATA_DIR / "ptb").is_dir(), reason=f"reference data not found in {DATA_DIR}")
+@pytest.mark.parametrize("dataset, level", [("tinyshakespeare", "char"), ("ptb", "word")])
+def test_the_recipes_corpora_give_the_same_ids_and_batches_from_the_cache(tmp_path, dataset, level):
+    """What docs/results.md reports for tinyshakespeare and PTB was trained on these very batches."""
+    options = ["task=generation", f"dataset={dataset}", f"dataset.root={DATA_DIR / dataset}", f"task.level={level}",
+               f"dataset.cache_dir={tmp_path}", "model.hidden_size=8", "task.batch_size=20", "task.bptt=35"]
+    cached, in_memory = build_task(options), build_task([*options, "dataset.cache=false"])
+    assert cached.tokenizer.state_dict() == in_memory.tokenizer.state_dict()
+    for split in ("train", "val", "test"):
+        assert np.array_equal(cached.ids(split), in_memory.ids(split))
+    assert_same_batches(cached, in_memory, count=3)

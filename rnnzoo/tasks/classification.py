@@ -31,7 +31,7 @@ training split only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +41,8 @@ from ..data.tokenize import Tokenizer
 from ..models.modern_hopfield import HopfieldPooling
 from ..registry import TASKS, help_field
 from .base import StepOutput
-from .text import TextBatch, TextConfig, TextTask, masked_max, masked_mean, pad_batch
+from .text import TextBatch, TextConfig, TextTask, count_unseen, gold_id, masked_max, masked_mean, pad_batch, \
+    unseen_symbols
 
 POOLINGS = ("last", "mean", "max", "attention", "hopfield", "first")
 
@@ -122,12 +123,14 @@ class ClassificationTask(TextTask):
     accepts = frozenset({"token_input"})
     monitor = "accuracy"
     monitor_mode = "max"
+    example_noun = "texts"
 
     def __init__(self, config: ClassificationConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
         if config.pooling not in POOLINGS:
             raise ValueError(f"task.pooling must be one of {', '.join(POOLINGS)}, got {config.pooling!r}")
         super().__init__(config, seed, dataset)
         self.labels: Vocabulary | None = None
+        self.unseen_labels: list[str] = []  # labels of val/test never seen in training: gold ids -2, -3, ...
 
     # --- vocabularies ---------------------------------------------------------------------
     def text(self, tokens: list[str]) -> str:
@@ -141,20 +144,31 @@ class ClassificationTask(TextTask):
         if self.tokenizer is None:  # else inherited from a pretraining run
             self.tokenizer = self.train_tokenizer([self.text(e.tokens) for e in examples])
         self.labels = Vocabulary.build(([e.label] for e in examples), specials=())
+        self.unseen_labels = unseen_symbols(lambda split: (e.label for e in self.load(split)), self.labels)
 
     def state_dict(self) -> dict[str, Any]:
         self.ensure_vocab()
-        return {"tokenizer": self.tokenizer.state_dict(), "labels": self.labels.state_dict()}
+        return {"tokenizer": self.tokenizer.state_dict(), "labels": self.labels.state_dict(),
+                "unseen_labels": list(self.unseen_labels)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tokenizer = Tokenizer.from_state_dict(state["tokenizer"])
         self.labels = Vocabulary.from_state_dict(state["labels"])
+        self.unseen_labels = list(state.get("unseen_labels", []))
 
     # --- data -------------------------------------------------------------------------------
     def encode(self, example: LabeledText) -> tuple[list[int], int]:
-        """(token ids, label id); an empty text reads as <unk>, a label unseen in training as -1."""
+        """(token ids, label id); an empty text reads as <unk>; a label unseen in training gets a
+        negative id (counted wrong): -2, -3, ... for `unseen_labels`, -1 for any other."""
         ids = self.tokenizer.encode(self.text(example.tokens)) or [self.tokenizer.vocab.unk_id]
-        return self.frame(ids), self.labels.stoi.get(example.label, -1)
+        return self.frame(ids), gold_id(example.label, self.labels, self.unseen_labels)
+
+    def cut_item(self, item: tuple, sizes: tuple[int, ...]) -> tuple:
+        """The text's first sizes[0] tokens (framed: [CLS] .. [SEP] kept), its label."""
+        return self.cut_ids(item[0], sizes[0]), item[1]
+
+    def unseen_gold(self, items: Sequence[Any]) -> dict[str, int]:
+        return count_unseen((int(item[1]) for item in items), self.unseen_labels)
 
     def collate(self, items: list) -> TextBatch:
         ids, labels = zip(*items)
@@ -183,18 +197,24 @@ class ClassificationTask(TextTask):
         return StepOutput(loss_sum / count.clamp(min=1), count, stats)
 
     def prediction_stats(self, predicted: Tensor, gold: Tensor) -> dict[str, Tensor]:
-        """Correct count and, per class c, true positives, predictions and gold labels (sums)."""
+        """Correct count and, per class c, true positives, predictions and gold labels (sums).
+        Unseen gold labels (ids -2, -3, ...) are classes too: never predicted, their F1 is 0, as
+        scikit-learn's macro average counts every class present in gold or predictions."""
         stats = {"correct": (predicted == gold).sum(), "examples": torch.tensor(len(gold))}
-        for c in range(len(self.labels)):
+        for c in self.class_ids():
             stats.update({f"tp_{c}": ((predicted == c) & (gold == c)).sum(),
                           f"pred_{c}": (predicted == c).sum(), f"gold_{c}": (gold == c).sum()})
         return stats
+
+    def class_ids(self) -> list[int]:
+        """The ids scored: the training labels', then the unseen labels' (-2, -3, ...)."""
+        return [*range(len(self.labels)), *(-2 - k for k in range(len(self.unseen_labels)))]
 
     def metrics(self, totals: dict[str, float]) -> dict[str, float]:
         metrics = {"loss": totals["loss_sum"] / max(totals["count"], 1)}
         if "examples" in totals:
             metrics["accuracy"] = totals["correct"] / max(totals["examples"], 1)
-            metrics["macro_f1"] = macro_f1(totals, len(self.labels))
+            metrics["macro_f1"] = macro_f1(totals, self.class_ids())
         return metrics
 
     # --- rnnzoo predict ---------------------------------------------------------------------
@@ -203,15 +223,17 @@ class ClassificationTask(TextTask):
         network.eval()
 
         def classify(batch_lines: list[str]) -> list[str]:
-            items = [self.encode(LabeledText("", line.split())) for line in batch_lines]
+            items = [self.cut_input(self.encode(LabeledText("", line.split()))) for line in batch_lines]
             batch = self.collate([(ids, 0) for ids, _ in items]).to(device)
             return [self.labels.itos[i] for i in network(batch).argmax(-1).tolist()]
 
         yield from self.predict_lines(lines, classify)
 
 
-def macro_f1(totals: dict[str, float], num_classes: int) -> float:
-    """Mean F1 over the classes present in gold or predictions (scikit-learn's macro average)."""
+def macro_f1(totals: dict[str, float], classes: int | Iterable[int]) -> float:
+    """Mean F1 over the classes (ids, or a count: 0..n-1) present in gold or predictions
+    (scikit-learn's macro average)."""
+    classes = range(classes) if isinstance(classes, int) else classes
     scores = [2 * totals[f"tp_{c}"] / (totals[f"pred_{c}"] + totals[f"gold_{c}"])
-              for c in range(num_classes) if totals[f"pred_{c}"] + totals[f"gold_{c}"] > 0]
+              for c in classes if totals[f"pred_{c}"] + totals[f"gold_{c}"] > 0]
     return sum(scores) / len(scores) if scores else 0.0

@@ -32,6 +32,7 @@ the character level.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -52,8 +53,13 @@ from ..registry import TASKS, help_field
 from .base import SequenceBatch, StepOutput, Task, TaskNetwork, add_stats, float_stats, seeded_generator
 from .data_cache import cache_of, cached_stream, cached_vocab
 
+log = logging.getLogger("rnnzoo")
+
 SAMPLINGS = ("streams", "random")
 LINE_LEVELS = corpus.LINE_LEVELS  # tokenized line by line, `<eos>` closing each line
+#: `rnnzoo sample` reads at most the last this many prompt tokens: a 20,000-character prompt
+#: is cut (with a warning) rather than read for minutes; the newest context is what continues
+MAX_PROMPT_TOKENS = 4096
 
 
 @dataclass
@@ -308,12 +314,15 @@ class GenerationTask(Task):
         network.train(was_training)
 
     def _prompt_ids(self, prompt: str) -> list[int]:
-        """The prompt's ids; an empty prompt starts as after a line break."""
+        """The prompt's last MAX_PROMPT_TOKENS ids; an empty prompt starts as after a line break."""
         vocab = self.tokenizer.vocab
         if self.config.level in LINE_LEVELS:
-            return self.tokenizer.encode(prompt) if prompt.strip() else [vocab.stoi[EOS]]
-        ids = self.tokenizer.encode(prompt) if prompt else []
-        return ids or [vocab.stoi.get("\n", vocab.stoi[EOS])]
+            ids = self.tokenizer.encode(prompt) if prompt.strip() else [vocab.stoi[EOS]]
+        else:
+            ids = (self.tokenizer.encode(prompt) if prompt else []) or [vocab.stoi.get("\n", vocab.stoi[EOS])]
+        if len(ids) > MAX_PROMPT_TOKENS:
+            log.warning("a prompt of %s tokens: only its last %s are read", f"{len(ids):,}", f"{MAX_PROMPT_TOKENS:,}")
+        return ids[-MAX_PROMPT_TOKENS:]
 
     def on_evaluation(self, network: nn.Module, step: int, writer: Any) -> None:
         """After each evaluation: a short sample into TensorBoard as text (samples/), so a run

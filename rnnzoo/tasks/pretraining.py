@@ -189,6 +189,12 @@ class PretrainingTask(TextTask):
             raise RnnzooError(f"the {split} split holds no text to pretrain on")
         return items
 
+    def cut_item(self, item: Item, sizes: tuple[int, ...]) -> Item:
+        """A packed sequence's first sizes[0] tokens (packing keeps them within max_length; the
+        memory guard measures shorter ones)."""
+        ids, segments, is_next = item
+        return list(ids[:sizes[0]]), None if segments is None else list(segments[:sizes[0]]), is_next
+
     def collate(self, items: list[Item]) -> PretrainingBatch:
         """Padded, not yet masked (`finish_batch` masks)."""
         ids, segments, is_next = zip(*items)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -36,7 +36,8 @@ from ..errors import RnnzooError
 from ..nn.crf import CRF
 from ..registry import TASKS, help_field
 from .base import StepOutput, masked_cross_entropy
-from .text import CharCNN, TextBatch, TextConfig, TextTask, pad_batch, pad_chars
+from .text import CharCNN, TextBatch, TextConfig, TextTask, count_unseen, gold_id, gold_name, pad_batch, pad_chars, \
+    unseen_symbols
 
 CHUNK_TAG = re.compile(r"^[BIES]-.+$")
 CHAR_SPECIALS = ("<pad>", "<unk>")
@@ -82,6 +83,7 @@ class TaggingTask(TextTask):
     reads = frozenset({"tagged"})
     accepts = frozenset({"token_input"})
     monitor_mode = "max"
+    gold_noun = "tags"
 
     def __init__(self, config: TaggingConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
         if config.tokenizer not in ("word", "bpe", "wordpiece"):
@@ -92,6 +94,7 @@ class TaggingTask(TextTask):
         super().__init__(config, seed, dataset)
         self.tags: Vocabulary | None = None
         self.chars: Vocabulary | None = None
+        self.unseen_tags: list[str] = []  # tags of val/test never seen in training: gold ids -2, -3, ...
 
     @property
     def monitor(self) -> str:  # type: ignore[override]
@@ -116,12 +119,14 @@ class TaggingTask(TextTask):
             else:
                 self.tokenizer = self.train_tokenizer([" ".join(words) for words in sentences])
         self.tags = Vocabulary.build((s.tags for s in examples), specials=())
+        self.unseen_tags = unseen_symbols(lambda split: (t for s in self.load(split) for t in s.tags), self.tags)
         if c.char_dim > 0:
             self.chars = Vocabulary.build((list(w) for s in examples for w in s.tokens), specials=CHAR_SPECIALS)
 
     def state_dict(self) -> dict[str, Any]:
         self.ensure_vocab()
-        state = {"tokenizer": self.tokenizer.state_dict(), "tags": self.tags.state_dict()}
+        state = {"tokenizer": self.tokenizer.state_dict(), "tags": self.tags.state_dict(),
+                 "unseen_tags": list(self.unseen_tags)}
         if self.chars is not None:
             state["chars"] = self.chars.state_dict()
         return state
@@ -130,6 +135,7 @@ class TaggingTask(TextTask):
         self.tokenizer = Tokenizer.from_state_dict(state["tokenizer"])
         self.tags = Vocabulary.from_state_dict(state["tags"])
         self.chars = Vocabulary.from_state_dict(state["chars"]) if "chars" in state else None
+        self.unseen_tags = list(state.get("unseen_tags", []))
 
     def inherit_tokenizer(self, state: dict[str, Any]) -> None:
         super().inherit_tokenizer(state)
@@ -140,8 +146,9 @@ class TaggingTask(TextTask):
     # --- data -------------------------------------------------------------------------------
     def encode(self, sentence: TaggedSentence) -> tuple[list[int], list[int], list | None, list[int] | None]:
         """(token ids, tag ids, char ids per word, first-piece position per word or None: one
-        token per word, unframed). A tag unseen in training gets -1 (never right)."""
-        tags = [self.tags.stoi.get(tag, -1) for tag in sentence.tags]
+        token per word, unframed). A tag unseen in training gets a negative id (never right):
+        -2, -3, ... for `unseen_tags`, -1 for any other."""
+        tags = [gold_id(tag, self.tags, self.unseen_tags) for tag in sentence.tags]
         words = [self.normalize(w) for w in sentence.tokens]
         if self.tokenizer.level != "word":
             ids, starts = self.pieces(words)
@@ -160,6 +167,21 @@ class TaggingTask(TextTask):
             # byte-level BPE marks a word after a space (Ġ) as in its training text
             ids += self.tokenizer.encode(word if i == 0 else " " + word) or [self.tokenizer.vocab.unk_id]
         return ids, starts
+
+    def cut_item(self, item: tuple, sizes: tuple[int, ...]) -> tuple:
+        """The first words whose tokens fit in sizes[0] (and their tags: words and tags are cut
+        together); a first word longer than that alone keeps its first pieces."""
+        ids, tags, chars, starts = item
+        room = sizes[0] - 1 if self.framed else sizes[0]  # tokens before the final <eos>
+        positions = list(starts) if starts is not None else list(range(len(ids)))
+        ends = [*positions[1:], len(ids) - int(self.framed)]  # where each word's tokens end
+        words = max(1, sum(end <= room for end in ends))
+        ids = self.cut_ids(ids, min(ends[words - 1], room) + int(self.framed))
+        return (ids, list(tags[:words]), None if chars is None else list(chars[:words]),
+                None if starts is None else list(starts[:words]))
+
+    def unseen_gold(self, items: Sequence[Any]) -> dict[str, int]:
+        return count_unseen((tag for item in items for tag in item[1]), self.unseen_tags)
 
     def collate(self, items: list) -> TextBatch:
         ids, tags, chars, starts = zip(*items)
@@ -213,8 +235,9 @@ class TaggingTask(TextTask):
         return stats
 
     def tag_names(self, ids: list[int]) -> list[str]:
-        """Tag strings of ids; an unseen gold tag (-1) reads as O."""
-        return [self.tags.itos[i] if i >= 0 else "O" for i in ids]
+        """Tag strings of ids; an unseen gold tag (-2, -3, ...) reads as itself, so its chunks
+        count as conlleval and seqeval count them (-1, a tag of no name, reads as O)."""
+        return [self.tags.itos[i] if i >= 0 else gold_name(i, self.unseen_tags, "O") for i in ids]
 
     def metrics(self, totals: dict[str, float]) -> dict[str, float]:
         metrics = {"loss": totals["loss_sum"] / max(totals["count"], 1)}
@@ -230,10 +253,9 @@ class TaggingTask(TextTask):
         network.eval()
 
         def tag(batch_lines: list[str]) -> list[str]:
-            sentences = [TaggedSentence(line.split(), []) for line in batch_lines]
-            items = [self.encode(s) for s in sentences]
-            batch = self.collate([(ids, [0] * len(s.tokens), ch, st)
-                                  for s, (ids, _, ch, st) in zip(sentences, items)]).to(device)
+            sentences = [TaggedSentence(words, [""] * len(words)) for words in map(str.split, batch_lines)]
+            items = [self.cut_input(self.encode(s)) for s in sentences]  # a longer line: its first words only
+            batch = self.collate([(ids, [0] * len(tags), ch, st) for ids, tags, ch, st in items]).to(device)
             predicted = network.decode(network(batch), batch.mask).tolist()
             return [" ".join(self.tag_names(p[:n])) for p, n in zip(predicted, batch.mask.sum(1).tolist())]
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -106,10 +107,28 @@ class TextConfig(TextDataConfig):
     embedding_dim: int = help_field(100, "width of the task's word embeddings (the model's input_size; unused "
                                          "by models that embed tokens themselves, as bert)", ge=1)
     dropout: float = help_field(0.5, "dropout on the embeddings and on the features before the head", ge=0, lt=1)
+    max_length: int = help_field(256, "longest example in tokens the model reads (<bos>/<eos> included where the "
+                                      "model frames them): longer training examples are cut (one log line counts "
+                                      "them); `rnnzoo predict` cuts a longer line with a warning")
 
 
 class TextTask(Task):
-    """A task reading a file dataset; subclasses write `encode`, `collate` and the network."""
+    """A task reading a file dataset; subclasses write `encode`, `collate` and the network.
+
+    Lengths are bounded where examples are read (`within_limits`, one place for every task):
+    each option in `length_options` bounds one size of an encoded example (`item_sizes`), lowered
+    to the model's position limit (`model.max_positions`) where it has one. A longer example is
+    cut (`cut_item`), or dropped from training where `drops_long` (translation, as fairseq
+    drops pairs past --max-source/target-positions), and one line per split counts them; the
+    token cache keeps what was kept. At inference (`cut_input`) a longer input is cut with a
+    warning. Without the bound, one 1 MB line made a batch of 200,000 steps: an out-of-memory
+    kill or an hour in one backward pass.
+    """
+
+    length_options: tuple[str, ...] = ("max_length",)
+    drops_long = False
+    example_noun = "sentences"  # what the length log line counts
+    gold_noun = "labels"  # what the unseen-gold warning names
 
     def __init__(self, config: TextDataConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
         super().__init__(config, seed, dataset)
@@ -118,6 +137,10 @@ class TextTask(Task):
         self._eval_batches: dict[str, list[TextBatch]] = {}
         self.tokenizer: Tokenizer | None = None
         self.framed = False  # <bos> ... <eos> around each sentence: set by `input_layer` for token-input models
+        self.max_positions: int | None = None  # the model's position limit: set by `fit_positions`
+        for option in self.length_options:
+            if getattr(config, option) < 1:
+                raise RnnzooError(f"task.{option} must be >= 1, got {getattr(config, option)}")
 
     # --- data -------------------------------------------------------------------------
     def load(self, split: str) -> list:
@@ -189,7 +212,10 @@ class TextTask(Task):
         raise NotImplementedError
 
     def encoding_key(self) -> dict[str, Any]:
-        return {"framed": self.framed}
+        key: dict[str, Any] = {"framed": self.framed}
+        if self.max_positions is not None:  # lowers the length limits: what is cut differs
+            key["max_positions"] = self.max_positions
+        return key
 
     def frame(self, ids: list[int]) -> list[int]:
         """BERT's [CLS] ids [SEP] (<bos> ids <eos>) for a token-input model; ids as they are otherwise."""
@@ -204,8 +230,97 @@ class TextTask(Task):
         return batch
 
     def encode_split(self, split: str) -> Iterable[Any]:
-        """The split's examples, each as `encode` makes it, one at a time."""
-        return (self.encode(example) for example in self.load(split))
+        """The split's examples, each as `encode` makes it, one at a time, within the length limits."""
+        return self.within_limits(split, (self.encode(example) for example in self.load(split)))
+
+    # --- lengths ------------------------------------------------------------------------
+    def item_sizes(self, item: Any) -> tuple[int, ...]:
+        """The sizes of an encoded example that `length_options` bound, in order: its token ids."""
+        return (len(item[0]),)
+
+    def cut_item(self, item: Any, sizes: tuple[int, ...]) -> Any:
+        """The example cut down to `sizes` (each at most its own): the subclass says how."""
+        raise NotImplementedError
+
+    def length_limits(self) -> tuple[int, ...]:
+        """The limit of each size: the task option, lowered to the model's position limit."""
+        limits = tuple(getattr(self.config, option) for option in self.length_options)
+        return limits if self.max_positions is None else tuple(min(n, self.max_positions) for n in limits)
+
+    def limits_text(self) -> str:
+        """`task.max_length=256`, as the log lines name the limits (and the model's, where lower)."""
+        options = {o: getattr(self.config, o) for o in self.length_options}
+        text = ", ".join(f"task.{option}={value}" for option, value in options.items())
+        if self.max_positions is not None and max(options.values()) > self.max_positions:
+            text += f" (model.max_positions={self.max_positions})"
+        return text
+
+    def within_limits(self, split: str, items: Iterable[Any]) -> Iterator[Any]:
+        """`items` with each example longer than the limits cut, or dropped from training where
+        the task `drops_long`; then one log line per split saying how many, never one per example."""
+        limits, total, longer, kept = self.length_limits(), 0, 0, 0
+        drop = self.drops_long and split == "train"
+        for item in items:
+            total += 1
+            sizes = self.item_sizes(item)
+            if any(size > limit for size, limit in zip(sizes, limits)):
+                longer += 1
+                if drop:
+                    continue
+                item = self.cut_item(item, tuple(map(min, sizes, limits)))
+            kept += 1
+            yield item
+        if longer:
+            name = {"train": "training", "val": "validation"}.get(split, split)
+            log.warning("%s: %s of %s %s %s were longer and were %s", self.limits_text(), f"{longer:,}", f"{total:,}",
+                        name, self.example_noun, "dropped" if drop else "cut")
+        if total and not kept:
+            raise RnnzooError(f"{self.limits_text()}: every one of the {total:,} {split} {self.example_noun} is "
+                              f"longer; raise the limit")
+
+    def cut_input(self, item: Any) -> Any:
+        """An inference input within the limits: cut, with a one-line warning, where longer."""
+        sizes, limits = self.item_sizes(item), self.length_limits()
+        if all(size <= limit for size, limit in zip(sizes, limits)):
+            return item
+        option = self.length_options[0]
+        model = f" (model.max_positions={self.max_positions})" if limits[0] < getattr(self.config, option) else ""
+        log.warning("an input of %s tokens is longer than task.%s=%d%s: only its first %s are read", f"{sizes[0]:,}",
+                    option, getattr(self.config, option), model, f"{min(sizes[0], limits[0]):,}")
+        return self.cut_item(item, tuple(map(min, sizes, limits)))
+
+    def cut_ids(self, ids: Sequence[int], size: int) -> list[int]:
+        """The first `size` ids; framed, the final <eos> stays (BERT's [SEP] ends every input)."""
+        if not self.framed:
+            return list(ids[:size])
+        return [*ids[:max(size - 1, 1)], ids[-1]]
+
+    def fit_positions(self, body: nn.Module) -> None:
+        """Lower the length limits to the model's position limit (`model.max_positions` of BERT
+        and the Transformer), so no example reaches past it; recurrent models read any length."""
+        limit = position_limit(body)
+        if limit != self.max_positions:  # anything encoded so far was cut to other limits
+            self.max_positions = limit
+            self._encoded.clear()
+            self._eval_batches.clear()
+        if limit is not None and any(getattr(self.config, o) > limit for o in self.length_options):
+            log.info("%s: examples are cut at the model's %d positions", self.limits_text(), limit)
+
+    def memory_probe(self, probe_tokens: Sequence[int]) -> tuple[int, int, list[tuple[float, Any]]]:
+        """For the memory guard (`rnnzoo.training.memory`): (the batch size of the longest training
+        example's bucket, that example's longest size, [(fraction, the example cut to that
+        fraction of its sizes as a one-example batch)] for the fractions that bring its longest
+        side to each of `probe_tokens`, or [(1.0, the whole example)] where it is no longer)."""
+        items = self.encoded("train")
+        longest = items[int(np.argmax(item_lengths(items)))]
+        sizes = self.item_sizes(longest)
+        top = max(sizes)
+        fractions = [1.0] if top <= max(probe_tokens) else [q / top for q in probe_tokens]
+        probes = []
+        for fraction in fractions:
+            cut = self.cut_item(longest, tuple(max(1, math.ceil(fraction * size)) for size in sizes))
+            probes.append((fraction, self.finish_batch(self.collate([cut]), "train", 0, 0)))
+        return min(self.config.batch_size, len(items)), top, probes
 
     def encoded(self, split: str) -> Sequence[Any]:
         """The split's encoded examples: memory-mapped from the token cache (written on first
@@ -233,10 +348,25 @@ class TextTask(Task):
             raise ValueError(f"split must be val or test, got {split!r}")
         if split not in self._eval_batches:  # fixed batches, collated once
             items = self.encoded(split)
+            self.warn_unseen(split, items)
             order = bucket_batches(item_lengths(items), self.config.eval_batch_size, False)
             self._eval_batches[split] = [self.finish_batch(self.collate([items[i] for i in indices]), split, 0, index)
                                          for index, indices in enumerate(order)]
         return self._eval_batches[split]
+
+    def unseen_gold(self, items: Sequence[Any]) -> dict[str, int]:
+        """Gold symbols of an evaluation split that training never saw, with their counts (tags,
+        labels: the subclass counts them); none by default."""
+        return {}
+
+    def warn_unseen(self, split: str, items: Sequence[Any]) -> None:
+        """One warning naming the gold symbols of `split` unseen in training: they are scored as
+        themselves, so the model, which cannot output them, is counted wrong on each."""
+        unseen = self.unseen_gold(items)
+        if unseen:
+            named = ", ".join(f"{name} ({count:,})" for name, count in sorted(unseen.items(), key=lambda kv: -kv[1]))
+            log.warning("the %s split holds %d gold %s never seen in training, scored as themselves (the model "
+                        "cannot predict them): %s", split, len(unseen), self.gold_noun, named)
 
     # --- the network's input ------------------------------------------------------------
     def input_layer(self, body: nn.Module, chars: CharCNN | None = None) -> nn.Module:
@@ -244,6 +374,7 @@ class TextTask(Task):
         for a model that embeds token ids itself (trait token_input) the ids, then framed as BERT
         frames a sentence (every later `encode` adds <bos> ... <eos>)."""
         self.ensure_vocab()
+        self.fit_positions(body)
         framed = reads_token_ids(body)
         if framed != self.framed:  # anything encoded so far was framed the other way
             self.framed = framed
@@ -268,6 +399,44 @@ class TextTask(Task):
                 pending = []
         if pending:
             yield from _answer(pending, predict_batch)
+
+
+# --- gold symbols unseen in training (tags, labels) -----------------------------------------
+# A tag or label of val/test that training never saw cannot be predicted, but it must still be
+# scored as itself: read as O, an unseen chunk type's gold chunks would drop out of the F1 count,
+# which conlleval and seqeval keep. Such symbols get gold ids -2, -3, ... (their names kept with
+# the vocabularies, so the token cache and checkpoints agree); -1 is a symbol of no known name.
+def unseen_symbols(symbols: Callable[[str], Iterable[str]], vocab: Any) -> list[str]:
+    """The symbols of the val and test splits (`symbols(split)`) missing from `vocab`, sorted."""
+    return sorted({s for split in ("val", "test") for s in symbols(split) if s not in vocab.stoi})
+
+
+def gold_id(symbol: str, vocab: Any, unseen: Sequence[str]) -> int:
+    """The id of a gold symbol: its vocabulary id, else -2 - its index in `unseen`, else -1."""
+    if symbol in vocab.stoi:
+        return vocab.stoi[symbol]
+    return -2 - unseen.index(symbol) if symbol in unseen else -1
+
+
+def gold_name(index: int, unseen: Sequence[str], nameless: str) -> str:
+    """The name of a negative gold id (`nameless` for -1)."""
+    return unseen[-2 - index] if 0 <= -2 - index < len(unseen) else nameless
+
+
+def count_unseen(ids: Iterable[int], unseen: Sequence[str]) -> dict[str, int]:
+    """{name: count} of the unseen symbols among gold ids."""
+    counts: dict[str, int] = {}
+    for i in ids:
+        if i <= -2:
+            name = gold_name(int(i), unseen, "?")
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def position_limit(body: nn.Module) -> int | None:
+    """`model.max_positions` of an attention model (BERT, the Transformer), else None."""
+    limit = getattr(body, "max_positions", None)
+    return limit if limit is not None else getattr(getattr(body, "config", None), "max_positions", None)
 
 
 def item_lengths(items: Sequence[Any]) -> np.ndarray:

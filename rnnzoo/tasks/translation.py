@@ -61,6 +61,11 @@ class TranslationConfig(TextDataConfig):
     beam_size: int = help_field(1, "beam width when evaluating and translating (1: greedy)", ge=1)
     length_penalty: float = help_field(1.0, "GNMT length penalty α of beam search (0: raw log-probability)", ge=0)
     max_length_ratio: float = help_field(1.5, "longest output: ratio * source length + max_length_offset tokens", gt=0)
+    max_source_length: int = help_field(256, "longest source in tokens: longer training pairs are dropped (as "
+                                             "fairseq does), longer val/test sources cut; `translate` cuts a "
+                                             "longer line with a warning")
+    max_target_length: int = help_field(256, "longest target in decoder steps (its tokens and <eos>): longer "
+                                             "training pairs are dropped; decoding stops after this many steps")
     max_length_offset: int = help_field(10, "see max_length_ratio", ge=0)
     monitor: str = help_field("auto", "validation metric that picks the best checkpoint: bleu, chrf, exact, "
                                       "accuracy, loss (auto: exact for generated sets, bleu otherwise)")
@@ -107,6 +112,9 @@ class TranslationBatch:
 class TranslationTask(TextTask):
     requires = frozenset({"encoder_decoder"})
     reads = frozenset({"parallel"})
+    length_options = ("max_source_length", "max_target_length")
+    drops_long = True  # a training pair cut on one side would teach a wrong translation
+    example_noun = "pairs"
 
     def __init__(self, config: TranslationConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
         super().__init__(config, seed, dataset)
@@ -171,6 +179,15 @@ class TranslationTask(TextTask):
         target = self.tokenizer.encode(self.normalize(pair.target)) or [self.tokenizer.vocab.unk_id]
         return source, target, self.normalize(pair.target)
 
+    def item_sizes(self, item: tuple) -> tuple[int, ...]:
+        """(source tokens, target tokens with <eos>: the decoder's steps)."""
+        return len(item[0]), len(item[1]) + 1
+
+    def cut_item(self, item: tuple, sizes: tuple[int, ...]) -> tuple:
+        """Both sides cut (val/test, inference); the reference stays whole, so BLEU still
+        scores the translation of a cut source against the whole reference."""
+        return list(item[0][:sizes[0]]), list(item[1][:sizes[1] - 1]), item[2]
+
     def collate(self, items: list[tuple[list[int], list[int], str]]) -> TranslationBatch:
         bos, eos = self.specials[BOS], self.specials[EOS]
         source, source_lengths = pad_sequences([s for s, _, _ in items], 0)  # (B, S), (B,)
@@ -182,6 +199,7 @@ class TranslationTask(TextTask):
     # --- model ------------------------------------------------------------------------------
     def build_network(self, body: nn.Module) -> nn.Module:
         """An encoder-decoder owns its embeddings and output layer: it is the whole network."""
+        self.fit_positions(body)
         return body
 
     def step(self, network: nn.Module, batch: TranslationBatch, state: Any) -> StepOutput:
@@ -227,7 +245,8 @@ class TranslationTask(TextTask):
         """Translations of a padded source batch: greedy when the beam is 1, beam search otherwise."""
         c, s = self.config, self.specials
         beam = beam_size or c.beam_size
-        max_lengths = max_target_lengths(source_lengths, c.max_length_ratio, c.max_length_offset)
+        max_lengths = max_target_lengths(source_lengths, c.max_length_ratio, c.max_length_offset,
+                                         self.length_limits()[1])
         banned = (s[PAD], s[BOS], s[MASK])
         if beam == 1:
             return greedy_search(network, source, source_lengths, max_lengths, s[BOS], s[EOS], banned)
@@ -272,7 +291,7 @@ class TranslationTask(TextTask):
         network.eval()
 
         def translate_batch(batch_lines: list[str]) -> list[str]:
-            items = [self.encode(ParallelPair(line, "")) for line in batch_lines]
+            items = [self.cut_input(self.encode(ParallelPair(line, ""))) for line in batch_lines]
             batch = self.collate(items).to(device)
             found = self.decode(network, batch.source, batch.source_lengths, beam_size)
             return [self.render(tokens, source, found.attention[i] if alignment and found.attention else None)

@@ -41,6 +41,7 @@ from .config import TrainerConfig
 from .diagnostics import GradientProbe
 from .distributed import Distributed, TaskStep
 from .logger import NullLogger, RunLogger, seconds_since_start
+from .memory import check_memory
 from .optim import build_optimizer, build_scheduler, freeze
 from .precision import Precision
 
@@ -142,6 +143,7 @@ class Trainer(RunTrainer):
     # --- the loop -------------------------------------------------------------------
     def fit(self, resume: str | Path | None = None) -> dict[str, float]:
         """Train until a budget or the target is reached; return the final metrics."""
+        check_memory(self.task, self.model, self.device)  # refuse a batch that cannot fit, before any work
         if resume is not None:
             self.resume_from(resume)
         else:
