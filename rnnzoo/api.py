@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -22,8 +22,10 @@ from .decoding import SampleOptions
 from .errors import IncompatibleError, RnnzooError
 from .models.traits import INPUT_TRAITS, TRAIT_HELP, model_traits
 from .registry import DATASETS, MODELS, TASKS, typed
-from .training.checkpoint import load_checkpoint_file
+from .training.checkpoint import load_checkpoint_file, load_weights
 from .training.config import TrainerConfig, check_trainer_config
+from .training.resume import resumed_config
+from .training.run_folder import claim, write_metrics
 
 log = logging.getLogger("rnnzoo")
 
@@ -51,14 +53,14 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The network saved in a checkpoint, rebuilt, weights loaded, in eval mode; and its config."""
-    network, _task, config = _rebuild(load_checkpoint_file(path))
+    network, _task, config = _rebuild(path)
     return network, config
 
 
 def load_run(path: str | Path) -> tuple[nn.Module, Any, dict[str, Any]]:
     """(network in eval mode, its task with vocabularies, the run config) from a checkpoint:
     everything scripts need to decode or score with a trained model."""
-    return _rebuild(load_checkpoint_file(path))
+    return _rebuild(path)
 
 
 # --- building a run -------------------------------------------------------------------
@@ -232,10 +234,12 @@ def load_pretrained_body(body: nn.Module, weights: dict[str, Any], path: str) ->
              f"; initialized afresh: {', '.join(fresh)}" if fresh else "")
 
 
-def _rebuild(payload: dict[str, Any]):
+def _rebuild(path: str | Path):
+    """(network in eval mode, task, config) from the checkpoint at `path` alone."""
+    payload = load_checkpoint_file(path)
     config = payload["config"]
     task, network, _ = build(config, payload.get("task") or {})
-    network.load_state_dict(payload["model"])
+    load_weights(network, payload["model"], path)
     return network.eval(), task, config
 
 
@@ -261,19 +265,58 @@ def set_threads(trainer_values: dict[str, Any]) -> None:
         torch.set_num_threads(int(trainer_values["num_threads"]))
 
 
-def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path) -> dict[str, float]:
-    """Train as `rnnzoo train` does; write the run folder; return the final metrics."""
-    config = plain(cfg)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    trainer_values = config.get("trainer", {})
-    set_threads(trainer_values)
-    seed_everything(int(config.get("seed", 0)), bool(trainer_values.get("deterministic", False)))
-    task, network, trainer_config = build(config)
-    log.info("model %s (%s parameters) on task %s", config["model"]["name"],
-             f"{sum(p.numel() for p in network.parameters()):,}", config["task"]["name"])
-    trainer = task.make_trainer(network=network, config=trainer_config, run_dir=run_dir, run_config=config)
-    return trainer.fit(resume=config.get("resume"))
+def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path,
+          overrides: Iterable[str] | None = None) -> dict[str, float]:
+    """Train as `rnnzoo train` does; write the run folder; return the final metrics.
+
+    With `resume=PATH` the run config and the task's vocabularies are the checkpoint's
+    (rnnzoo.training.resume); `overrides` are the command line's, which say what the user
+    asked to change (None: every key of `cfg`). The run folder is held for the run's life and
+    never one of another run (rnnzoo.training.run_folder)."""
+    config, task_state = resumed(plain(cfg), overrides)
+    with _run_folder(Path(run_dir), config) as run_dir:
+        trainer_values = config.get("trainer", {})
+        set_threads(trainer_values)
+        seed_everything(int(config.get("seed", 0)), bool(trainer_values.get("deterministic", False)))
+        task, network, trainer_config = build(config, task_state)
+        log.info("model %s (%s parameters) on task %s", config["model"]["name"],
+                 f"{sum(p.numel() for p in network.parameters()):,}", config["task"]["name"])
+        trainer = task.make_trainer(network=network, config=trainer_config, run_dir=run_dir, run_config=config)
+        return trainer.fit(resume=config.get("resume"))
+
+
+def resumed(config: dict[str, Any], overrides: Iterable[str] | None = None) -> tuple[dict[str, Any], Any]:
+    """(the run config, the task state to build from): with `resume=PATH` both are the
+    checkpoint's, with the overrides that may change applied (rnnzoo.training.resume);
+    otherwise `config` as it is and None."""
+    if config.get("resume") is None:
+        return config, None
+    payload = load_checkpoint_file(config["resume"])
+    config = resumed_config(config, payload["config"], config["resume"], overrides)
+    return config, payload.get("task") or {}  # {}, not None: a checkpoint never re-reads model.init_from
+
+
+@contextmanager
+def _run_folder(run_dir: Path, config: dict[str, Any]) -> Iterator[Path]:
+    """Rank 0's run folder, claimed for the body; under torchrun the other ranks write nothing."""
+    from .training.distributed import process_rank
+
+    if process_rank() != 0:
+        yield run_dir
+        return
+    with claim(run_dir, config.get("resume"), bool(config.get("overwrite", False))) as folder:
+        if config.get("resume") is not None:
+            record_resumed_config(folder, config)
+        yield folder
+
+
+def record_resumed_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """Hydra's copy of the config (`.hydra/config.yaml`), where there is one, made the resumed
+    run's: Hydra wrote the config composed from the command line, defaults included, which is
+    not the checkpoint's."""
+    copy = run_dir / ".hydra" / "config.yaml"
+    if copy.is_file():
+        OmegaConf.save(OmegaConf.create(config), copy)
 
 
 def prepare(cfg: DictConfig | dict[str, Any]) -> Any:
@@ -303,7 +346,7 @@ def evaluate(cfg: DictConfig | dict[str, Any], run_dir: str | Path | None = None
     metrics = {f"{split}/{k}": v for k, v in task.evaluate(network, split, device).items()}
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        (Path(run_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_metrics(Path(run_dir) / "metrics.json", metrics)
     return metrics
 
 
@@ -314,7 +357,7 @@ def _load_for_inference(config: dict[str, Any], verb: str):
     if config.get("checkpoint") in (None, "", "???"):
         raise RnnzooError(f"{verb} needs checkpoint=PATH (a run's checkpoints/best.pt or last.pt)")
     set_threads(config.get("trainer", {}))
-    network, task, _ = _rebuild(load_checkpoint_file(config["checkpoint"]))
+    network, task, _ = _rebuild(config["checkpoint"])
     device = resolve_device(config.get("trainer", {}).get("device", "auto"))
     return network.to(device), task, device
 

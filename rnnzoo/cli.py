@@ -21,10 +21,13 @@ folder and prints results.
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
-from omegaconf import DictConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from .errors import RnnzooError
 
@@ -44,6 +47,8 @@ verbs:
 Overrides are Hydra's: key=value, group=choice, --multirun a=1,2, --cfg job, hydra.run.dir=DIR.
 `rnnzoo VERB --help` shows the config groups and the composed config of that verb.
 """
+
+USER_ERROR = 2  # the exit status of every mistake the user can fix, Hydra's own (bad override syntax, unknown key) too
 
 VERBS = {"train": "train", "prepare": "prepare", "eval": "eval", "predict": "predict", "sample": "sample",
          "translate": "translate"}
@@ -69,8 +74,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(error: Exception) -> None:
+    """One line, and the error's exit status: 2 (a mistake the user can fix) unless it has its own
+    (a diverged run: 3)."""
     print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(getattr(error, "exit_status", USER_ERROR))
 
 
 def _check_group_choices(overrides: list[str]) -> None:
@@ -96,6 +103,8 @@ def _check_group_choices(overrides: list[str]) -> None:
 
 def _run_hydra(verb: str, overrides: list[str]) -> None:
     import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     from .config import config_dir
 
@@ -105,19 +114,50 @@ def _run_hydra(verb: str, overrides: list[str]) -> None:
         from .training.distributed import hydra_overrides_for_rank
         overrides = hydra_overrides_for_rank(overrides)
     sys.argv = [f"rnnzoo {verb}", *overrides]
-    hydra.main(config_path=str(config_dir()), config_name=VERBS[verb], version_base="1.3")(job)()
+    own_errors = "HYDRA_FULL_ERROR" not in os.environ  # else the user asked for Hydra's tracebacks
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors to us instead of exiting 1
+    try:
+        hydra.main(config_path=str(config_dir()), config_name=VERBS[verb], version_base="1.3")(job)()
+    except (HydraException, OmegaConfBaseException) as error:
+        if _JOB.started or not own_errors:
+            raise
+        _fail(RnnzooError(_one_line(error)))
+    except OSError as error:  # Hydra writing the run folder (.hydra/, the log) before the job
+        if _JOB.started or not own_errors:
+            raise
+        _fail(RnnzooError(f"cannot write {error.filename}: {error.strerror}; choose another folder with "
+                          "hydra.run.dir="))
+    except SystemExit as exit:
+        if exit.code == 1 and not _JOB.started:  # Hydra refused the command line (it said why, above)
+            sys.exit(USER_ERROR)
+        raise
+
+
+def _one_line(error: BaseException) -> str:
+    """Hydra's message about the command line (and OmegaConf's beneath it) on one line, without
+    the `full_key:`/`object_type=` details that repeat it."""
+    texts = [str(error), str(error.__cause__ or "")]
+    lines = [line.strip().rstrip(".") for text in texts for line in text.splitlines()]
+    return "; ".join(line for line in lines if line and not line.startswith(("full_key:", "object_type=")))
+
+
+class _JOB:
+    """Whether Hydra got as far as calling the job: its exit status 1 before that is a user error."""
+
+    started = False
 
 
 def _guarded(job: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
     """Inside Hydra's call: user errors become one line and exit 2; Ctrl-C exits 130."""
 
     def run(cfg: DictConfig) -> None:
+        _JOB.started = True
         try:
             job(cfg)
         except RnnzooError as error:
             _fail(error)
         except KeyboardInterrupt:
-            print("interrupted; last.pt holds the state to resume from", file=sys.stderr)
+            print("interrupted", file=sys.stderr)
             sys.exit(130)
 
     run.__name__ = job.__name__
@@ -129,7 +169,34 @@ def _output_dir() -> str:
     return HydraConfig.get().runtime.output_dir
 
 
+class RunFolderCheck(Callback):
+    """A Hydra callback (configs/train.yaml) that refuses a run folder holding another run, or one
+    that cannot be written, before Hydra writes `.hydra/` into it: the refused folder stays as
+    it was. rnnzoo.api.train checks again, holding the folder's lock (rnnzoo.training.run_folder)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        from .training.run_folder import check_free, check_writable
+
+        if config.hydra.output_subdir is None:  # keeps no run folder: prepare, torchrun ranks other than 0
+            return
+        HydraConfig.instance().set_config(config)  # for ${hydra:...} in hydra.run.dir
+        folder = Path(str(config.hydra.run.dir))
+        try:
+            check_free(folder, config.get("resume"), bool(config.get("overwrite", False)))
+            check_writable(folder)
+            if config.get("resume") is not None:  # a refused resume into its own folder leaves it as it was
+                from .api import plain, resumed
+                job = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+                resumed(plain(job), config.hydra.overrides.task)
+        except RnnzooError as error:
+            _fail(error)
+
+
 def _train_job(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
     from .api import train
     from .training.distributed import process_rank, torchrun_worker
 
@@ -138,10 +205,24 @@ def _train_job(cfg: DictConfig) -> None:
     if devices > 1 and not torchrun_worker():
         _launch(devices, cfg, run_dir)
         return
-    final = train(cfg, run_dir)
+    try:
+        final = train(cfg, run_dir, overrides=HydraConfig.get().overrides.task)
+    except KeyboardInterrupt:
+        _interrupted(Path(run_dir))
+        raise
     if process_rank() == 0:
         print(_table(final))
         print(f"run folder: {run_dir}")
+
+
+def _interrupted(run_dir: Path) -> None:
+    """Ctrl-C: the command that continues the run, where its last.pt was saved."""
+    from .training.run_folder import resume_command
+
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.is_file():
+        print(f"interrupted; continue with: {resume_command(last, run_dir)}", file=sys.stderr)
+        sys.exit(130)
 
 
 def _launch(devices: int, cfg: DictConfig, run_dir: str) -> None:

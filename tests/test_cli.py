@@ -103,7 +103,7 @@ def test_unknown_keys_and_wrong_types_name_the_key(override, key):
 def test_eval_of_a_file_that_is_not_a_checkpoint(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")
-    assert "is not a readable checkpoint" in one_line_error(run_cli("eval", f"checkpoint={junk}"))
+    assert "is not a safe rnnzoo checkpoint" in one_line_error(run_cli("eval", f"checkpoint={junk}"))
 
 
 def test_predict_copies_symbols_from_stdin_and_files(trained_run, tmp_path):

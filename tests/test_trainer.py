@@ -13,7 +13,7 @@ from rnnzoo.api import evaluate, train
 from rnnzoo.errors import CheckpointError, IncompatibleError, RnnzooError
 from rnnzoo.tasks.copy import CopyTask
 from rnnzoo.training.checkpoint import FORMAT_VERSION, load_checkpoint_file, save_checkpoint
-from rnnzoo.training.trainer import TrainingError
+from rnnzoo.training.trainer import RunDiverged, TrainingError
 
 from .conftest import TINY_ADDING, TINY_COPY, compose_config
 
@@ -156,8 +156,11 @@ def test_skipping_ends_training_when_every_batch_is_nan(tmp_path, monkeypatch, c
     monkeypatch.setattr(CopyTask, "step", always_nan)
     monkeypatch.setattr("rnnzoo.training.trainer.MAX_SKIPPED_IN_A_ROW", 3)
     with caplog.at_level(logging.ERROR, logger="rnnzoo"):  # without the limit: an endless loop
-        final = train(compose_config([*TINY_COPY, "trainer.on_nan=skip", "trainer.max_steps=4"]), tmp_path)
+        with pytest.raises(RunDiverged, match="training diverged") as diverged:
+            train(compose_config([*TINY_COPY, "trainer.on_nan=skip", "trainer.max_steps=4"]), tmp_path)
+    final = diverged.value.metrics
     assert final["train/steps"] == 0 and "val/loss" in final  # ends unsolved, and still evaluated
+    assert json.loads((tmp_path / "metrics.json").read_text())["diverged"] is True  # strict JSON: NaN is null
     assert load_checkpoint_file(tmp_path / "checkpoints" / "last.pt")["batch_in_epoch"] == 3
     assert "the loss was nan for 3 batches in a row at step 1 (diverged" in caplog.text
 
@@ -236,9 +239,9 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError, match=f"cannot write the checkpoint {path}: disk full"):  # one line
         save_checkpoint({"x": torch.zeros(2)}, path)
-    assert torch.equal(load_checkpoint_file(path)["x"], torch.ones(2))
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(2))
 
 
 def test_gradient_probe_records_dl_dh_without_disturbing_training(tmp_path):

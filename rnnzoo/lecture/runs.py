@@ -17,6 +17,7 @@ experiment), so a script can read a checkpoint: `"--run", "attention={run:bahdan
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ from ..config import compose_train
 from ..errors import RnnzooError
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: scripts/ and configs/ live here
+DIVERGED = 3  # `rnnzoo train`'s exit status for a run that diverged (trainer.on_nan=skip), metrics.json written
 PLACEHOLDER = re.compile(r"\{run:([^}]+)\}")
 
 
@@ -141,7 +143,7 @@ class Runner:
         with open(folder / "reproduce.log", "w") as out:
             code = subprocess.call(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
         seconds = time.perf_counter() - start
-        if code != 0 or not (folder / "metrics.json").exists():
+        if code not in (0, DIVERGED) or not (folder / "metrics.json").exists():  # a diverged run is a result
             tail = (folder / "reproduce.log").read_text().strip().splitlines()[-5:]
             raise RnnzooError(f"run {folder} failed (exit {code}); its log {folder / 'reproduce.log'} ends:\n"
                               + "\n".join(tail))
@@ -173,7 +175,9 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: s
 
 
 def read_metrics(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "metrics.json").read_text())
+    """metrics.json, with the nulls a diverged run writes for its NaN metrics read back as NaN."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    return {key: math.nan if value is None else value for key, value in metrics.items()}
 
 
 def check_runs(experiment: str, runs: list[Run]) -> None:

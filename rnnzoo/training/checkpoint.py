@@ -42,13 +42,17 @@ FORMAT_KEY = "rnnzoo_format"
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
     """Write `payload` to `path` atomically (temporary file, fsync, rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save({FORMAT_KEY: FORMAT_VERSION, **payload}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            torch.save({FORMAT_KEY: FORMAT_VERSION, **payload}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as error:  # read-only, full, or not a folder: one line naming it
+        raise CheckpointError(f"cannot write the checkpoint {path}: {error.strerror or error} "
+                              f"({error.filename or path.parent})") from None
     return path
 
 
@@ -59,16 +63,58 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
+    except pickle.UnpicklingError:
+        # PyTorch's message advises weights_only=False, which would run whatever the file holds
+        raise CheckpointError(f"{path} is not a safe rnnzoo checkpoint: it is corrupt, or holds something other "
+                              "than tensors and plain containers (code), which rnnzoo never loads") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {_reason(error)}") from None
+    check_payload(payload, path)
+    return payload
+
+
+def check_payload(payload: Any, path: Path) -> None:
+    """An rnnzoo checkpoint of a format this rnnzoo reads, with the config and weights every
+    loading path needs."""
     if not isinstance(payload, dict) or FORMAT_KEY not in payload:
         raise CheckpointError(f"{path} is not an rnnzoo checkpoint (no '{FORMAT_KEY}' entry)")
     version = payload[FORMAT_KEY]
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is not int:  # noqa: E721 (a bool is an int too)
+        raise CheckpointError(f"{path} has an invalid checkpoint format {version!r} ({type(version).__name__}; "
+                              f"rnnzoo writes the integer {FORMAT_VERSION}): not an rnnzoo checkpoint, or an "
+                              "edited one")
+    if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {version}, newer than this rnnzoo reads "
                               f"({FORMAT_VERSION}); upgrade rnnzoo")
-    return payload
+    config = payload.get("config")
+    if not isinstance(config, dict) or not all(isinstance(config.get(k), dict) for k in ("model", "task")):
+        raise CheckpointError(f"{path} has no run config (its 'config' entry with model and task): rnnzoo "
+                              "cannot rebuild the network it holds")
+    if not isinstance(payload.get("model"), dict):
+        raise CheckpointError(f"{path} has no weights (its 'model' entry)")
+
+
+def load_weights(module: torch.nn.Module, weights: dict[str, Any], path: str | Path) -> None:
+    """`module.load_state_dict(weights)`, with the first tensor that does not fit named on one
+    line (PyTorch lists every mismatch, over many lines)."""
+    ours = module.state_dict()
+    for key, value in weights.items():
+        shape = tuple(getattr(value, "shape", ()))
+        if key in ours and shape != tuple(ours[key].shape):
+            raise CheckpointError(f"{path}: tensor {key} has shape {shape} there, but the network its config "
+                                  f"builds needs {tuple(ours[key].shape)}")
+    missing, unexpected = sorted(set(ours) - set(weights)), sorted(set(weights) - set(ours))
+    if missing or unexpected:
+        what = f"lacks tensor {missing[0]}" if missing else f"has tensor {unexpected[0]}, which the network lacks"
+        raise CheckpointError(f"{path} {what} ({len(missing)} missing, {len(unexpected)} unexpected): its weights "
+                              "are not those of the network its config builds")
+    module.load_state_dict(weights)
+
+
+def _reason(error: Exception) -> str:
+    """The first line of a loading error, unless it is advice to load unsafely."""
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return type(error).__name__ if "weights_only" in first else first
 
 
 def rng_state() -> dict[str, Any]:

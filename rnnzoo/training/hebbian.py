@@ -17,7 +17,6 @@ memory from a checkpoint instead of storing again. Of the scale options, only `d
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -25,8 +24,9 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from .checkpoint import load_checkpoint_file, rng_state, save_checkpoint, unwrap_model
+from .checkpoint import load_checkpoint_file, load_weights, rng_state, save_checkpoint, unwrap_model
 from .logger import RunLogger
+from .run_folder import write_metrics
 from .trainer import RunTrainer, format_metrics
 
 log = logging.getLogger("rnnzoo")
@@ -52,7 +52,7 @@ class HebbianTrainer(RunTrainer):
         started = time.perf_counter()
         try:
             if resume is not None:
-                unwrap_model(self.network).load_state_dict(load_checkpoint_file(resume)["model"])
+                load_weights(unwrap_model(self.network), load_checkpoint_file(resume)["model"], resume)
                 log.info("loaded the stored memory from %s", resume)
             else:
                 self.network.store(self.task.memories().to(self.device))
@@ -65,7 +65,7 @@ class HebbianTrainer(RunTrainer):
             final: dict[str, float] = {"train/steps": STEPS, "train/seconds": round(seconds, 2)}
             final.update({f"val/{k}": v for k, v in val.items()})
             final.update({f"test/{k}": v for k, v in test.items()})
-            (self.run_dir / "metrics.json").write_text(json.dumps(final, indent=2) + "\n")
+            write_metrics(self.run_dir / "metrics.json", final)
             logger.hparams(self.run_config, final)
             log.info("finished at step %d in %.1fs: %s", STEPS, seconds, format_metrics(final))
             return final

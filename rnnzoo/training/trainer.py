@@ -18,7 +18,6 @@ through DDP (rnnzoo.training.distributed). Three references to the network follo
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -35,7 +34,7 @@ from .. import __version__
 from ..errors import RnnzooError
 from ..nn.recurrent import RecurrentEncoder, State
 from ..tasks.base import StepOutput, Task, add_stats, seeded_generator
-from .checkpoint import load_checkpoint_file, move_state, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint_file, load_weights, move_state, rng_state, save_checkpoint, set_rng_state
 from .compile import compiled_for_training
 from .config import TrainerConfig
 from .diagnostics import GradientProbe
@@ -44,6 +43,7 @@ from .logger import NullLogger, RunLogger, seconds_since_start
 from .memory import check_memory
 from .optim import build_optimizer, build_scheduler, freeze
 from .precision import Precision
+from .run_folder import resume_command, write_metrics
 
 log = logging.getLogger("rnnzoo")
 MAX_SKIPPED_IN_A_ROW = 100  # trainer.on_nan=skip ends training after this many NaN/inf losses in a row
@@ -51,6 +51,18 @@ MAX_SKIPPED_IN_A_ROW = 100  # trainer.on_nan=skip ends training after this many 
 
 class TrainingError(RnnzooError):
     """Training cannot go on (a NaN loss, for instance)."""
+
+
+class RunDiverged(TrainingError):
+    """trainer.on_nan=skip: the loss stayed NaN/inf until training ended. Raised after the run
+    folder is written (metrics.json says `"diverged": true`), so the command exits non-zero
+    with its own status, which sweeps that expect some runs to diverge can tell from a failure."""
+
+    exit_status = 3
+
+    def __init__(self, message: str, metrics: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.metrics = metrics
 
 
 def resolve_device(name: str) -> torch.device:
@@ -168,7 +180,7 @@ class Trainer(RunTrainer):
                     if self._crossed(steps_before, self.config.eval_every):
                         last_eval_step = self.progress.step
                         if self._evaluate_and_save(bar):
-                            return self._finish(started)
+                            return self._ended(self._finish(started))
                     if self._budget_spent(started):
                         break
                 else:  # the epoch ran out
@@ -176,15 +188,24 @@ class Trainer(RunTrainer):
                     self.progress.batch_in_epoch = 0
             if last_eval_step != self.progress.step:
                 self._evaluate_and_save(bar)
-            return self._finish(started)
+            return self._ended(self._finish(started))
         except KeyboardInterrupt:
             path = self.save("last.pt", collective=False)  # the other ranks may be gone already
-            log.warning("interrupted at step %d; saved %s (continue with resume=%s)", self.progress.step, path, path)
+            log.warning("interrupted at step %d; saved %s; continue with: %s", self.progress.step, path,
+                        resume_command(path, self.run_dir))
             raise
         finally:
             bar.close()
             self.logger.close()
             self.dist.close()
+
+    def _ended(self, final: dict[str, float]) -> dict[str, float]:
+        """The final metrics of a run that ended well; a diverged run raises RunDiverged."""
+        if final.get("diverged"):
+            raise RunDiverged(f"training diverged: the loss was NaN/inf for {self._bad_in_a_row} batches in a row "
+                              f"at step {self.progress.step + 1}; {self.run_dir / 'metrics.json'} says so "
+                              "(\"diverged\": true). Lower trainer.lr or set trainer.grad_clip", final)
+        return final
 
     def _log_first_batch(self) -> None:
         """One line saying how long the run took to reach training: reading or mapping the data,
@@ -360,11 +381,13 @@ class Trainer(RunTrainer):
         seconds = time.perf_counter() - started
         best = self.checkpoint_dir / "best.pt"
         if best.exists():
-            self.model.load_state_dict(load_checkpoint_file(best)["model"])
+            load_weights(self.model, load_checkpoint_file(best)["model"], best)
         final: dict[str, float] = {"train/steps": self.progress.step, "train/seconds": round(seconds, 2)}
         for split in ("val", "test"):
             final.update({f"{split}/{k}": v for k, v in self.task.evaluate(self.model, split, self.device).items()})
-        (self.run_dir / "metrics.json").write_text(json.dumps(final, indent=2) + "\n")
+        if self._diverged():
+            final["diverged"] = True
+        write_metrics(self.run_dir / "metrics.json", final)
         self.logger.hparams(self.run_config, final)
         log.info("finished at step %d in %.1fs: %s", self.progress.step, seconds, format_metrics(final))
         return final
@@ -395,7 +418,7 @@ class Trainer(RunTrainer):
     def resume_from(self, path: str | Path) -> None:
         """Every rank loads the checkpoint, whichever device or number of processes wrote it."""
         payload = load_checkpoint_file(path)
-        self.model.load_state_dict(payload["model"])
+        load_weights(self.model, payload["model"], path)
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.precision.load_state_dict(payload.get("scaler"))
