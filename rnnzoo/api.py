@@ -20,7 +20,7 @@ from torch import nn
 
 from .decoding import SampleOptions
 from .errors import IncompatibleError, RnnzooError
-from .models.traits import INPUT_TRAITS, TRAIT_HELP, model_traits
+from .models.traits import INPUT_TRAITS, TRAIT_HELP, fit_to_task, fitting_with_options, model_traits
 from .registry import DATASETS, MODELS, TASKS, typed
 from .training.checkpoint import load_checkpoint_file, load_weights
 from .training.config import TrainerConfig, check_trainer_config
@@ -94,7 +94,7 @@ def check_compatible(task_name: str, model_name: str, model_config: Any,
     (generation with sampling=streams also needs a stateful model)."""
     why = misfits(task_name, model_traits(model_name, model_config), requires)
     if why:
-        fits = ", ".join(models_fitting(task_name)) or "none yet"
+        fits = ", ".join(models_fitting(task_name) + fitting_with_options(task_name)) or "none yet"
         raise IncompatibleError(f"model '{model_name}' cannot serve task '{task_name}': {'; '.join(why)}. "
                                 f"Models that fit: {fits}")
 
@@ -145,6 +145,7 @@ def build(config: dict[str, Any], task_state: dict[str, Any] | None = None):
     """
     _load_registries()
     model_config, task_config, _dataset_config, trainer_config = _typed(config)
+    model_config = fit_to_task(config, model_config, task_config)
     model_name, task_name = config["model"]["name"], config["task"]["name"]
     try:
         task = TASKS.get(task_name)(task_config, int(config.get("seed", 0)), dict(config.get("dataset") or {}))

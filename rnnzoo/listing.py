@@ -6,9 +6,9 @@ import dataclasses
 
 import numpy as np
 
-from .api import _load_registries, check_compatible
-from .errors import IncompatibleError, RnnzooError
-from .models.traits import model_traits
+from .api import _load_registries
+from .errors import RnnzooError
+from .models.traits import Fit, find_fit, model_traits
 from .registry import DATASETS, MODELS, TASKS, help_text, range_text
 from .training.config import TrainerConfig
 
@@ -57,23 +57,22 @@ def overview() -> str:
     for entry in DATASETS:
         lines.append(f"  {entry.name:<16} {entry.summary}")
     lines.append("")
-    lines.append("which model fits which task (defaults; y = fits):")
+    lines.append("which model fits which task (y = with its defaults; * = with the options below):")
     tasks = TASKS.names()
     lines.append(f"  {'':<16} " + " ".join(f"{t:>12}" for t in tasks))
+    fits = {(model, task): find_fit(task, model) for model in MODELS.names() for task in tasks}
     for model in MODELS.names():
-        cells = " ".join(f"{'y' if _fits(t, model) else '-':>12}" for t in tasks)
+        cells = " ".join(f"{_cell(fits[model, task]):>12}" for task in tasks)
         lines.append(f"  {model:<16} {cells}")
+    lines += [f"  * {model} for {task}: {fit.overrides()}" for (model, task), fit in fits.items()
+              if _cell(fit) == "*"]
     lines.append("")
     lines.append("options of one: rnnzoo list model=NAME | task=NAME | dataset=NAME | trainer")
     return "\n".join(lines)
 
 
-def _fits(task: str, model: str) -> bool:
-    try:
-        check_compatible(task, model, None)
-        return True
-    except IncompatibleError:
-        return False
+def _cell(fit: Fit | None) -> str:
+    return "-" if fit is None else "*" if fit.model or fit.task else "y"
 
 
 # --- the token cache -------------------------------------------------------------------------

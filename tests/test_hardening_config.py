@@ -14,8 +14,9 @@ from omegaconf import OmegaConf
 from rnnzoo import api
 from rnnzoo.cli import _input_lines
 from rnnzoo.decoding import SampleOptions
-from rnnzoo.errors import RnnzooError
-from rnnzoo.listing import options
+from rnnzoo.errors import IncompatibleError, RnnzooError
+from rnnzoo.listing import options, overview
+from rnnzoo.models.traits import Fit, find_fit
 from rnnzoo.registry import DATASETS, MODELS, TASKS, Range, field_range, help_field, typed
 from rnnzoo.training.config import TrainerConfig
 
@@ -161,3 +162,49 @@ def test_text_input_reads_every_line(tmp_path):
     path = tmp_path / "input.txt"
     path.write_text("1 2 3\nä ö\n", encoding="utf-8")
     assert list(_input_lines(OmegaConf.create({"input": str(path)}))) == ["1 2 3\n", "ä ö\n"]
+
+
+# --- a model whose other shape fits the task gets it -----------------------------------------
+@pytest.mark.parametrize("task, model, fit", [
+    ("translation", "transformer", Fit()),  # its default shape fits: it stays
+    ("generation", "transformer", Fit({"shape": "decoder"}, {"sampling": "random"})),
+    ("tagging", "transformer", Fit({"shape": "encoder"})),  # reads both ways, not the causal decoder
+    ("classification", "transformer", Fit({"shape": "encoder"})),
+    ("generation", "lstm", Fit()),
+    ("associative", "transformer", None),
+    ("translation", "lstm", None),
+])
+def test_find_fit(task, model, fit):
+    assert find_fit(task, model) == fit
+
+
+@pytest.mark.parametrize("task, shape", [("copy", "encoder"), ("adding", "encoder")])
+def test_a_shape_left_at_its_default_is_changed_to_one_that_fits(task, shape, caplog):
+    config = api.plain(compose_config([f"task={task}", "model=transformer", "model.d_model=8", "model.num_heads=2",
+                                       "model.num_layers=1", "task.eval_examples=8"]))
+    _task, network, _ = api.build(config)
+    assert type(network.body).__name__ == "TransformerEncoder"
+    assert config["model"]["shape"] == shape  # what the run's checkpoints keep
+    assert f"only with model.shape={shape}" in caplog.text
+
+
+@pytest.mark.parametrize("overrides, message", [
+    # the model's shape alone cannot do it: the task's own option is the user's to change
+    ([], "Models that fit: elman, gru, jordan, lstm, transformer (model.shape=decoder task.sampling=random)"),
+    (["model.shape=encoder"], "transformer (model.shape=decoder task.sampling=random)"),  # a chosen shape stays
+    (["model.shape=decoder", "task.sampling=streams"], "must be stateful"),
+])
+def test_where_no_shape_alone_fits_the_refusal_gives_the_overrides_that_do(overrides, message):
+    config = api.plain(compose_config(["model=transformer", "task=generation", *overrides,
+                                       "dataset=text_files", "dataset.train=never-read.txt"]))
+    with pytest.raises(IncompatibleError, match=re.escape(message)):
+        api.build(config)
+
+
+def test_list_and_errors_show_the_transformer_under_every_task_a_shape_serves():
+    listed = overview()
+    row = [line.split() for line in listed.splitlines() if line.strip().startswith("transformer ")][-1]
+    assert row[1:] == ["*", "-", "*", "*", "*", "-", "*", "y"], listed  # adding ... translation
+    assert "* transformer for generation: model.shape=decoder task.sampling=random" in listed
+    with pytest.raises(IncompatibleError, match=re.escape("transformer (model.shape=decoder task.sampling=random)")):
+        api.check_compatible("generation", "hopfield", None)

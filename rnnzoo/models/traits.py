@@ -17,13 +17,25 @@ classmethod `traits(config)`; otherwise the registration's static set holds.
 `token_input` changes what a sequence model reads, so a task must say it can feed token ids
 (`Task.accepts`, see INPUT_TRAITS): the text tasks can, the synthetic ones (float features)
 cannot, and `check_compatible` refuses such a pair.
+
+Some models serve more tasks under other options than their defaults (the Transformer in each
+of its shapes), and some tasks need less under other options (generation on random windows
+carries no state across them). Each declares those option changes as `variants` (a model: an
+attribute of its registered target; a task: `Task.variants`), and `find_fit` picks the change
+that makes a pair fit. `fit_to_task` applies a change of the model's own options that the
+user left at their defaults; otherwise `rnnzoo list` and the refusal give the exact overrides.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..registry import MODELS
+from ..registry import MODELS, TASKS
+
+log = logging.getLogger("rnnzoo")
 
 TRAIT_HELP = {
     "sequence": "maps a (B, T, input_size) sequence to (B, T, output_size) features",
@@ -47,3 +59,90 @@ def model_traits(name: str, config: Any = None) -> frozenset[str]:
         config = entry.config()
     dynamic = getattr(entry.target, "traits", None)
     return frozenset(dynamic(config)) if callable(dynamic) else entry.traits
+
+
+def fits(traits: frozenset[str], needs: frozenset[str], accepts: frozenset[str]) -> bool:
+    """A model with `traits` serves a task that needs `needs` and can feed `accepts`."""
+    return needs <= traits and not (traits & INPUT_TRAITS) - accepts
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Option changes under which a model serves a task: empty when it does as configured."""
+
+    model: dict[str, Any] = field(default_factory=dict)
+    task: dict[str, Any] = field(default_factory=dict)
+
+    def overrides(self) -> str:
+        """The changes as command-line overrides: `model.shape=decoder task.sampling=random`."""
+        return " ".join([f"model.{k}={v}" for k, v in self.model.items()] +
+                        [f"task.{k}={v}" for k, v in self.task.items()])
+
+
+def find_fit(task_name: str, model_name: str, model_config: Any = None, task_config: Any = None) -> Fit | None:
+    """The option changes (the declared `variants`) under which the model serves the task;
+    None when none do. Configs None: their defaults.
+
+    Preferred: no task change over one (the task is what the user asked for); then the model
+    variant with the fewest traits the task does not need (an encoder, which reads both ways,
+    for tagging rather than a causal decoder); then declared order."""
+    task_class, model_entry = TASKS.get(task_name), MODELS.entry(model_name)
+    if model_config is None and model_entry.config is not None:
+        model_config = model_entry.config()
+    if task_config is None and TASKS.entry(task_name).config is not None:
+        task_config = TASKS.entry(task_name).config()
+    model_variants = [{}] + list(getattr(model_entry.target, "variants", ()))
+    for task_change in [{}] + list(task_class.variants):
+        needs = task_class.needs(_changed(task_config, task_change))
+        fitting = [change for change in model_variants
+                   if fits(model_traits(model_name, _changed(model_config, change)), needs, task_class.accepts)]
+        if fitting:  # the model as configured comes first: a default that fits stays
+            best = fitting[0] if fitting[0] == {} else min(
+                fitting, key=lambda change: len(model_traits(model_name, _changed(model_config, change)) - needs))
+            return Fit(_real(model_config, best), _real(task_config, task_change))
+    return None
+
+
+def fitting_with_options(task_name: str) -> list[str]:
+    """Models that serve the task only under other options than their defaults, each with the
+    overrides: `transformer (model.shape=decoder task.sampling=random)`."""
+    found = []
+    for name in MODELS.names():
+        fit = find_fit(task_name, name)
+        if fit is not None and (fit.model or fit.task):
+            found.append(f"{name} ({fit.overrides()})")
+    return found
+
+
+def fit_to_task(config: dict[str, Any], model_config: Any, task_config: Any) -> Any:
+    """The run's model config, changed to the variant that serves the task (`find_fit`) where
+    the model fits only under other options of its own and the user left those at their
+    defaults (`model=transformer task=tagging` gets `model.shape=encoder`). The change is
+    written into `config` too, so the run's checkpoints rebuild it, and logged.
+
+    Anything else is returned as it is, for `check_compatible` to refuse with the exact
+    overrides that work: an option the user chose is the user's, and so is the task's config
+    (generation's `task.sampling` decides how it trains, not only which models it takes)."""
+    model_name, task_name = config["model"]["name"], config["task"]["name"]
+    fit = find_fit(task_name, model_name, model_config, task_config)
+    if fit is None or fit.task or not fit.model:
+        return model_config
+    if any(getattr(model_config, key) != _default(model_config, key) for key in fit.model):
+        return model_config
+    log.warning("model '%s' serves task '%s' only with %s: using it (give it on the command line to "
+                "silence this)", model_name, task_name, fit.overrides())
+    config["model"].update(fit.model)
+    return _changed(model_config, fit.model)
+
+
+def _changed(config: Any, change: dict[str, Any]) -> Any:
+    return dataclasses.replace(config, **change) if change and config is not None else config
+
+
+def _real(config: Any, change: dict[str, Any]) -> dict[str, Any]:
+    """The part of `change` that differs from `config` (a variant may restate the defaults)."""
+    return {key: value for key, value in change.items() if getattr(config, key) != value}
+
+
+def _default(config: Any, key: str) -> Any:
+    return getattr(type(config)(), key)

@@ -633,3 +633,5 @@ def _traits(config: TransformerConfig) -> set[str]:
 
 
 transformer.traits = _traits  # type: ignore[attr-defined]
+#: each shape serves other tasks (rnnzoo.models.traits.find_fit picks the one a task needs)
+transformer.variants = tuple({"shape": shape} for shape in SHAPES)  # type: ignore[attr-defined]

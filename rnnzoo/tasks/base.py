@@ -125,6 +125,14 @@ class Task:
     #: input traits (rnnzoo.models.traits.INPUT_TRAITS) this task can feed: "token_input" for
     #: tasks that can hand a model token ids instead of their own embeddings
     accepts: ClassVar[frozenset[str]] = frozenset()
+    #: option changes that let this task take models it cannot as configured (each a dict of
+    #: config fields; see rnnzoo.models.traits.find_fit)
+    variants: ClassVar[tuple[dict[str, Any], ...]] = ()
+
+    @classmethod
+    def needs(cls, config: Any) -> frozenset[str]:
+        """The traits a model must have under `config`: `requires`, unless an option adds one."""
+        return cls.requires
 
     def __init__(self, config: Any, seed: int, dataset: dict[str, Any] | None = None) -> None:
         """config: this task's typed config; dataset: the run's `dataset` section (a plain dict

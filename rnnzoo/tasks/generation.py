@@ -116,6 +116,12 @@ class GenerationTask(Task):
 
     requires = frozenset({"sequence", "causal"})
     reads = frozenset({"text"})
+    variants = ({"sampling": "random"},)  # random windows need no state carried across them
+
+    @classmethod
+    def needs(cls, config: GenerationConfig) -> frozenset[str]:
+        """Contiguous streams carry the state across windows: they need a model that has one."""
+        return cls.requires | {"stateful"} if config.sampling == "streams" else cls.requires
     monitor = "loss"
 
     def __init__(self, config: GenerationConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
@@ -126,8 +132,7 @@ class GenerationTask(Task):
         super().__init__(config, seed, dataset)
         # an instance attribute, read by the trainer: only contiguous streams carry state
         self.streams_state = config.sampling == "streams"
-        if self.streams_state:  # carrying state across windows needs a model that has one to carry
-            self.requires = type(self).requires | {"stateful"}
+        self.requires = self.needs(config)
         self._tokenizer: Tokenizer | None = None
         self._ids: dict[str, np.ndarray] = {}  # split -> (N,) token ids, mapped or read on first use
 

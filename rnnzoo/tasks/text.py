@@ -109,7 +109,7 @@ class TextConfig(TextDataConfig):
     dropout: float = help_field(0.5, "dropout on the embeddings and on the features before the head", ge=0, lt=1)
     max_length: int = help_field(256, "longest example in tokens the model reads (<bos>/<eos> included where the "
                                       "model frames them): longer training examples are cut (one log line counts "
-                                      "them); `rnnzoo predict` cuts a longer line with a warning")
+                                      "them); `rnnzoo predict` cuts a longer line with a warning", ge=3)
 
 
 class TextTask(Task):

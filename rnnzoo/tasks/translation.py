@@ -63,9 +63,9 @@ class TranslationConfig(TextDataConfig):
     max_length_ratio: float = help_field(1.5, "longest output: ratio * source length + max_length_offset tokens", gt=0)
     max_source_length: int = help_field(256, "longest source in tokens: longer training pairs are dropped (as "
                                              "fairseq does), longer val/test sources cut; `translate` cuts a "
-                                             "longer line with a warning")
+                                             "longer line with a warning", ge=1)
     max_target_length: int = help_field(256, "longest target in decoder steps (its tokens and <eos>): longer "
-                                             "training pairs are dropped; decoding stops after this many steps")
+                                             "training pairs are dropped; decoding stops after this many steps", ge=2)
     max_length_offset: int = help_field(10, "see max_length_ratio", ge=0)
     monitor: str = help_field("auto", "validation metric that picks the best checkpoint: bleu, chrf, exact, "
                                       "accuracy, loss (auto: exact for generated sets, bleu otherwise)")
