@@ -95,20 +95,25 @@ def check_payload(payload: Any, path: Path) -> None:
 
 
 def load_weights(module: torch.nn.Module, weights: dict[str, Any], path: str | Path) -> None:
-    """`module.load_state_dict(weights)`, with the first tensor that does not fit named on one
-    line (PyTorch lists every mismatch, over many lines)."""
-    ours = module.state_dict()
-    for key, value in weights.items():
+    """`module.load_state_dict(weights)`, its failure one line naming the first tensor that does
+    not fit (PyTorch lists every mismatch, over many lines). PyTorch decides what fits: a module
+    may take a tensor of another shape (a Hopfield network's stored memory grows when it stores)."""
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: {_first_misfit(module.state_dict(), weights) or _reason(error)}; its "
+                              "weights are not those of the network its config builds") from None
+
+
+def _first_misfit(ours: dict[str, Any], theirs: dict[str, Any]) -> str | None:
+    for key, value in theirs.items():
         shape = tuple(getattr(value, "shape", ()))
         if key in ours and shape != tuple(ours[key].shape):
-            raise CheckpointError(f"{path}: tensor {key} has shape {shape} there, but the network its config "
-                                  f"builds needs {tuple(ours[key].shape)}")
-    missing, unexpected = sorted(set(ours) - set(weights)), sorted(set(weights) - set(ours))
-    if missing or unexpected:
-        what = f"lacks tensor {missing[0]}" if missing else f"has tensor {unexpected[0]}, which the network lacks"
-        raise CheckpointError(f"{path} {what} ({len(missing)} missing, {len(unexpected)} unexpected): its weights "
-                              "are not those of the network its config builds")
-    module.load_state_dict(weights)
+            return f"tensor {key} has shape {shape} there, but {tuple(ours[key].shape)} here"
+    missing, unexpected = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+    if missing:
+        return f"it lacks tensor {missing[0]} ({len(missing)} missing)"
+    return f"it has tensor {unexpected[0]}, which the network lacks" if unexpected else None
 
 
 def _reason(error: Exception) -> str:
