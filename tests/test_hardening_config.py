@@ -208,3 +208,26 @@ def test_list_and_errors_show_the_transformer_under_every_task_a_shape_serves():
     assert "* transformer for generation: model.shape=decoder task.sampling=random" in listed
     with pytest.raises(IncompatibleError, match=re.escape("transformer (model.shape=decoder task.sampling=random)")):
         api.check_compatible("generation", "hopfield", None)
+
+
+# --- what a user meets first: TensorBoard, the progress bar ----------------------------------
+def test_tensorboard_holds_one_run_with_its_hparams_and_only_curves_as_scalars(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    api.train(compose_config(TINY_COPY), tmp_path / "run")
+    tb = tmp_path / "run" / "tb"
+    assert [path.name for path in tb.iterdir() if path.is_dir()] == []  # no second run (tb/hparams) any more
+    events = EventAccumulator(str(tb)).Reload()
+    scalars = events.Tags()["scalars"]
+    assert scalars and all(tag.startswith(("train/", "val/")) for tag in scalars), scalars  # no one-point cards
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(events.PluginTagToContent("hparams"))
+    assert any(tag.startswith("final metrics") for tag in events.Tags()["tensors"])
+
+
+def test_the_progress_bar_shows_tokens_per_second_at_every_log_step(tmp_path, monkeypatch):
+    from rnnzoo.training import trainer
+
+    shown = []
+    monkeypatch.setattr(trainer.tqdm, "set_postfix", lambda bar, postfix, refresh=True: shown.append(dict(postfix)))
+    api.train(compose_config([*TINY_COPY, "trainer.progress=true", "trainer.log_every=2"]), tmp_path / "run")
+    assert sum("tok/s" in postfix for postfix in shown) >= 3  # steps 2, 4, 6 (evaluations at 3 and 6 too)

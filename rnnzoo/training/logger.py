@@ -1,4 +1,9 @@
-"""TensorBoard logging for a run: scalars, the config as text, hparams with final metrics."""
+"""TensorBoard logging for a run: scalars, the config as text, hparams and the final metrics.
+
+Everything goes into the run's own event file (`<run>/tb/`), so TensorBoard lists one run per
+training run and its first screen is the training curves: the hparams (the HParams tab) take
+their metric columns from the validation curves, and the final metrics of the best checkpoint
+are a table in the Text tab, never single-point scalar cards above the curves."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 
 import yaml
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
 
 
 _IMPORTED = time.time()
@@ -38,9 +44,19 @@ class RunLogger:
         if flush:  # at evaluations: a live TensorBoard shows progress without a file write per step
             self.writer.flush()
 
-    def hparams(self, run_config: dict[str, Any], final: dict[str, float]) -> None:
+    def hparams(self, run_config: dict[str, Any], final: dict[str, float], step: int = 0) -> None:
+        """The config as hparams, the validation curves as their metrics (the HParams tab shows
+        each curve's last value), and `final` as a table in the Text tab at `step`.
+
+        `SummaryWriter.add_hparams` would write a second run (`tb/<name>/`) whose metrics are
+        scalars of one point each: ten cards sorted above the training curves."""
         flat = {k: v for k, v in _flatten(run_config).items() if isinstance(v, (int, float, str, bool))}
-        self.writer.add_hparams(flat, {f"hparam/{k}": v for k, v in final.items()}, run_name="hparams")
+        curves = {key: value for key, value in final.items() if key.startswith("val/")}
+        for summary in hparams(flat, curves):
+            self.writer.file_writer.add_summary(summary)
+        rows = "\n".join(f"| {key} | {value:.6g} |" if isinstance(value, float) else f"| {key} | {value} |"
+                         for key, value in final.items())
+        self.writer.add_text("final metrics", "| metric | value |\n|---|---|\n" + rows, step)
         self.writer.flush()
 
     def close(self) -> None:
@@ -55,7 +71,7 @@ class NullLogger:
     def scalars(self, values: dict[str, float], step: int, flush: bool = False) -> None:
         pass
 
-    def hparams(self, run_config: dict[str, Any], final: dict[str, float]) -> None:
+    def hparams(self, run_config: dict[str, Any], final: dict[str, float], step: int = 0) -> None:
         pass
 
     def close(self) -> None:

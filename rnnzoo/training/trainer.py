@@ -175,6 +175,8 @@ class Trainer(RunTrainer):
                         self._log_first_batch()
                     self.progress.batch_in_epoch += 1
                     bar.update(self.progress.step - steps_before)
+                    if self._crossed(steps_before, self.config.log_every):  # tok/s at once: a slowdown shows
+                        bar.set_postfix(self._postfix, refresh=False)
                     if self.probe is not None and self._crossed(steps_before, self.config.grad_probe_every):
                         self.probe.record(self.model, self.progress.step, self.logger.writer)
                     if self._crossed(steps_before, self.config.eval_every):
@@ -341,7 +343,7 @@ class Trainer(RunTrainer):
         loss = metrics.get("loss", next(iter(metrics.values())))
         self.progress.history.append((self.progress.step, float(loss)))
         self._since_log, self._tokens_since_log, self._last_log_time = {}, 0, now
-        self._postfix = {"loss": f"{loss:.4f}", "tok/s": f"{rate:,.0f}"}
+        self._postfix = {**getattr(self, "_postfix", {}), "loss": f"{loss:.4f}", "tok/s": f"{rate:,.0f}"}
 
     # --- evaluation and checkpoints -------------------------------------------------
     def _evaluate_and_save(self, bar: tqdm) -> bool:
@@ -356,8 +358,8 @@ class Trainer(RunTrainer):
         if improved:
             self.progress.best = value
         self.save("last.pt", *(["best.pt"] if improved else []))
-        postfix = dict(getattr(self, "_postfix", {}), **{f"val_{self.task.monitor}": f"{value:.4f}"})
-        bar.set_postfix(postfix)
+        self._postfix = dict(getattr(self, "_postfix", {}), **{f"val_{self.task.monitor}": f"{value:.4f}"})
+        bar.set_postfix(self._postfix)
         target = self.task.target
         reached = target is not None and (value <= target if self.task.monitor_mode == "min" else value >= target)
         if reached:
@@ -388,7 +390,7 @@ class Trainer(RunTrainer):
         if self._diverged():
             final["diverged"] = True
         write_metrics(self.run_dir / "metrics.json", final)
-        self.logger.hparams(self.run_config, final)
+        self.logger.hparams(self.run_config, final, self.progress.step)
         log.info("finished at step %d in %.1fs: %s", self.progress.step, seconds, format_metrics(final))
         return final
 
