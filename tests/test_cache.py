@@ -23,10 +23,10 @@ import torch.multiprocessing as mp
 
 from rnnzoo import api
 from rnnzoo.data import corpus, read_text
-from rnnzoo.data.cache import Examples, TokenCache
+from rnnzoo.data.arrays import Examples
+from rnnzoo.data.cache import TokenCache
 from rnnzoo.data.readers import DataError
 from rnnzoo.data.streaming import TextSpan, iter_chunks
-from rnnzoo.errors import RnnzooError
 
 from .conftest import DATA_DIR, compose_config, run_cli
 from .test_classification import tiny_files as labeled_files
@@ -360,7 +360,8 @@ def test_a_read_only_cache_folder_is_one_clear_error(tmp_path, text_file, monkey
         monkeypatch.setattr("rnnzoo.data.cache.os.access", lambda path, mode: False)
     else:
         cache.chmod(0o555)
-    with pytest.raises(DataError, match=r"cache folder .* is not writable .* dataset.cache_dir=DIR .* dataset.cache=false"):
+    unwritable = r"cache folder .* is not writable .* dataset.cache_dir=DIR .* dataset.cache=false"
+    with pytest.raises(DataError, match=unwritable):
         build_task(generation(text_file, cache))
 
 

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import Tokenizer, corpus, open_dataset, stream_batches
-from ..data.cache import ArrayFile, id_dtype
+from ..data.arrays import ArrayFile, id_dtype
 from ..data.streaming import byte_floor, file_size
 from ..data.vocab import EOS
 from ..decoding import sample_next

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import Tokenizer, bucket_batches, open_dataset, pad_sequences
-from ..data.cache import Examples
+from ..data.arrays import Examples
 from ..errors import RnnzooError
 from ..registry import help_field
 from .base import Task, seeded_generator
