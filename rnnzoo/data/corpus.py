@@ -32,8 +32,10 @@ from .vocab import EOS, Vocabulary
 
 LINE_LEVELS = ("word", "wordpiece")  # tokenized line by line, `<eos>` closing each line
 UNICODE = 0x110000
-ENCODE_BATCH = 1 << 12  # lines or pieces handed to HF `encode_batch` at once
+ENCODE_BATCH = 1 << 12  # lines handed to HF `encode_batch` at once
 PIECE_CHARS = 1 << 16  # characters per piece of text for byte-level BPE
+PIECE_BATCH = 1 << 6  # pieces handed to `encode_batch` at once: 4 MB of text (HF holds every token's
+                      # Encoding of a batch at once: 4,096 pieces of 64 KB peaked at 4 GB)
 # Where byte-level BPE may cut a text: after a line break between two non-space characters.
 # GPT-2's pre-tokenizer ends a token at such a '\n' and starts one after it, whatever follows,
 # so encoding the pieces gives the ids of the whole (a cut next to other whitespace would not).
@@ -95,7 +97,7 @@ def stream_ids(tokenizer: Tokenizer, span: TextSpan, on_bytes: Progress | None =
         pieces: list[str] = []
         for piece in bpe_pieces(iter_chunks(span, on_bytes=on_bytes)):
             pieces.append(piece)
-            if len(pieces) == ENCODE_BATCH:
+            if len(pieces) == PIECE_BATCH:
                 yield flat(tokenizer.encode_batch(pieces))
                 pieces = []
         if pieces:
