@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import random
 from contextlib import contextmanager
 from pathlib import Path
@@ -244,6 +245,18 @@ def _rebuild(path: str | Path):
     return network.eval(), task, config
 
 
+def check_run_options(config: Any) -> None:
+    """train.yaml's own options, which no config dataclass types: `seed=x` or `overwrite=maybe`
+    (a string, which would count as true) is one line here, not a traceback or a lost run."""
+    seed, overwrite, resume = config.get("seed", 0), config.get("overwrite", False), config.get("resume")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:  # torch's range
+        raise RnnzooError(f"seed={seed} is out of range: must be an integer in [0, 2**64)")
+    if not isinstance(overwrite, bool):
+        raise RnnzooError(f"overwrite={overwrite} must be true or false")
+    if resume is not None and not isinstance(resume, str):
+        raise RnnzooError(f"resume={resume} must be the path of a checkpoint (last.pt)")
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -274,7 +287,9 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path,
     (rnnzoo.training.resume); `overrides` are the command line's, which say what the user
     asked to change (None: every key of `cfg`). The run folder is held for the run's life and
     never one of another run (rnnzoo.training.run_folder)."""
-    config, task_state = resumed(plain(cfg), overrides)
+    config = plain(cfg)
+    check_run_options(config)
+    config, task_state = resumed(config, overrides)
     with _run_folder(Path(run_dir), config) as run_dir:
         trainer_values = config.get("trainer", {})
         set_threads(trainer_values)

@@ -184,6 +184,8 @@ class RunFolderCheck(Callback):
         HydraConfig.instance().set_config(config)  # for ${hydra:...} in hydra.run.dir
         folder = Path(str(config.hydra.run.dir))
         try:
+            from .api import check_run_options
+            check_run_options(config)  # overwrite=maybe must not pass as true here
             check_free(folder, config.get("resume"), bool(config.get("overwrite", False)))
             check_writable(folder)
             if config.get("resume") is not None:  # a refused resume into its own folder leaves it as it was

@@ -19,3 +19,11 @@ class CheckpointError(RnnzooError):
 
 class IncompatibleError(RnnzooError):
     """A model that cannot serve a task (for example a bidirectional net asked to generate)."""
+
+
+def excerpt(text: str, limit: int = 80) -> str:
+    """`text` (a line of the user's input) quoted for a message, cut to its first `limit`
+    characters: an error that echoes a 1 MB line stays one short line."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"

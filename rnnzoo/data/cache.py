@@ -89,6 +89,8 @@ def file_identity(path: str | os.PathLike) -> dict[str, Any]:
         stat = resolved.stat()
     except OSError as error:
         raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if resolved.is_dir():  # as the readers say it, before sampled_md5 opens it
+        raise DataError(f"{path}: is a folder, expected a file")
     return {"path": str(resolved), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
             "md5_sampled": sampled_md5(resolved, stat.st_size)}
 

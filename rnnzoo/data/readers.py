@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from ..errors import RnnzooError
+from ..errors import RnnzooError, excerpt
 from .examples import LabeledText, ParallelPair, TaggedSentence
 
 PathLike = str | Path
@@ -36,7 +36,7 @@ class DataError(RnnzooError):
 
 def line_error(path: PathLike, lineno: int, expected: str, line: str | None = None) -> DataError:
     """`FILE, line N: expected WHAT; got 'LINE'`."""
-    got = "" if line is None else f"; got {line[:80]!r}"
+    got = "" if line is None else f"; got {excerpt(line)}"
     return DataError(f"{path}, line {lineno}: expected {expected}{got}")
 
 

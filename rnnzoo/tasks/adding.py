@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 import torch
 from torch import nn
 
-from ..errors import RnnzooError
+from ..errors import RnnzooError, excerpt
 from ..nn.layers import ScalarHead
 from ..registry import TASKS, help_field
 from .base import StepOutput, TaskNetwork
@@ -90,5 +90,5 @@ def _parse_marked(line: str, number: int) -> torch.Tensor:
         values = []
     markers = [1.0 if word.endswith("*") else 0.0 for word in words]
     if not values or sum(markers) != 2:
-        raise RnnzooError(f"input line {number}: expected numbers with exactly two marked by '*', got {line!r}")
+        raise RnnzooError(f"input line {number}: expected numbers with exactly two marked by '*', got {excerpt(line)}")
     return torch.tensor([values, markers]).T.unsqueeze(0)  # (1, T, 2)

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 import torch
 from torch import nn
 
-from ..errors import RnnzooError
+from ..errors import RnnzooError, excerpt
 from ..nn.layers import OneHot
 from ..registry import TASKS, help_field
 from .base import StepOutput, TaskNetwork, masked_cross_entropy
@@ -113,5 +113,5 @@ def _parse_symbols(line: str, number: int, length: int, alphabet: int) -> list[i
     except ValueError:
         symbols = []
     if len(symbols) != length or not all(1 <= s <= alphabet for s in symbols):
-        raise RnnzooError(f"input line {number}: expected {length} symbols from 1 to {alphabet}, got {line!r}")
+        raise RnnzooError(f"input line {number}: expected {length} symbols from 1 to {alphabet}, got {excerpt(line)}")
     return symbols

@@ -67,8 +67,10 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
         # PyTorch's message advises weights_only=False, which would run whatever the file holds
         raise CheckpointError(f"{path} is not a safe rnnzoo checkpoint: it is corrupt, or holds something other "
                               "than tensors and plain containers (code), which rnnzoo never loads") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {_reason(error)}") from None
+    except Exception as error:  # noqa: BLE001 (any bytes: a text file is an IndexError, 'hello' a KeyError...)
+        said = isinstance(error, (RuntimeError, OSError, ValueError, zipfile.BadZipFile))  # the others say nothing
+        reason = _reason(error) if said else "not a file that torch.save wrote"
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
     check_payload(payload, path)
     return payload
 
