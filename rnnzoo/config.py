@@ -27,7 +27,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from .registry import DATASETS, MODELS, TASKS, Registry
+from .registry import DATASETS, MODELS, TASKS, Registry, load_registries
 from .training.config import TrainerConfig
 
 GROUPS: dict[str, Registry] = {"model": MODELS, "task": TASKS, "dataset": DATASETS}
@@ -55,8 +55,7 @@ def schema_with_name(name: str, config: type | None) -> type:
 @cache
 def register_schemas() -> None:
     """Store every registered config in Hydra's ConfigStore (once per process)."""
-    from . import data, models, tasks  # noqa: F401  (fill the registries)
-
+    load_registries()
     store = ConfigStore.instance()
     for group, registry in GROUPS.items():
         for entry in registry:

@@ -228,6 +228,13 @@ TASKS: Registry[Any] = Registry("task")
 DATASETS: Registry[Any] = Registry("dataset")
 
 
+def load_registries() -> None:
+    """Fill MODELS, TASKS and DATASETS: import the packages whose modules register into them.
+
+    Cheap after the first call (Python caches the imports); every public entry point calls it."""
+    from . import data, models, tasks  # noqa: F401
+
+
 def help_field(default: Any, help: str, *, ge: float | None = None, gt: float | None = None,
                le: float | None = None, lt: float | None = None, unbounded: bool = False, **kwargs: Any) -> Any:
     """A dataclass field with a default, help text and, for a number, its allowed range:
