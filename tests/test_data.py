@@ -26,7 +26,7 @@ from rnnzoo.data import (KINDS, SPECIALS, DataError, FileDataset, LabeledText, P
                          TaggedSentence, Tokenizer, Vocabulary, bucket_batches, download, open_dataset,
                          pad_sequences, read_conll, read_conllu, read_labeled, read_parallel, read_text,
                          read_tsv_pairs, stream_batches)
-from rnnzoo.data.sources import TREC, TinyShakespeare
+from rnnzoo.data.named import TREC, TinyShakespeare
 from rnnzoo.errors import RnnzooError
 from rnnzoo.registry import DATASETS
 

@@ -13,6 +13,7 @@ from .examples import KINDS, LabeledText, ParallelPair, TaggedSentence
 from .readers import (DataError, read_conll, read_conllu, read_labeled, read_parallel, read_text,
                       read_tsv_pairs)
 from .sources import FileDataset, default_root, open_dataset
+from . import named  # noqa: F401  (registers the named datasets)
 from .synthetic_parallel import DATE_FORMATS, GeneratedParallel, length_split
 from .tokenize import LEVELS, Tokenizer
 from .vocab import SPECIALS, Vocabulary

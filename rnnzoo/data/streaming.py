@@ -1,6 +1,7 @@
 """Reading a large text file in chunks, with bounded memory, as `read_text` would read it whole.
 
     TextSpan            a split of a text dataset: a file and a range of its characters
+    TextLength          a text known only by its length, which a contiguous cut slices into spans
     iter_chunks         the span's text, a chunk at a time (line endings normalized as
                         `read_text` does; decoding errors name the file and line)
     count_chars         how many characters the file holds (what a contiguous cut needs)
@@ -35,6 +36,20 @@ class TextSpan:
     encoding: str = "utf-8"
     start: int = 0
     stop: int | None = None
+
+
+class TextLength:
+    """A text of `n` characters seen only through its length: slicing it gives (start, stop)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, part: slice) -> tuple[int, int]:
+        start, stop, _ = part.indices(self.n)
+        return start, stop
 
 
 def iter_chunks(span: TextSpan, chunk_bytes: int = CHUNK_BYTES,
