@@ -41,12 +41,13 @@ bench-data:
 
 # The lecture as experiments: every run, then docs/results.md and its plots (hours: see docs/results.md).
 # Finished runs are kept in outputs/reproduce/ and not trained again, so an interrupted run resumes.
+# experiments/ is not installed: it runs as a module, from the checkout's root.
 reproduce:
-	$(BIN)/python scripts/reproduce.py
+	$(BIN)/python -m experiments.reproduce
 
 # The same pipeline at CI-sized budgets (under 20 minutes): outputs/reproduce/quick/results.md
 reproduce-quick:
-	$(BIN)/python scripts/reproduce.py --quick
+	$(BIN)/python -m experiments.reproduce --quick
 
 tensorboard:
 	$(BIN)/tensorboard --logdir outputs --host 127.0.0.1 --port 6006

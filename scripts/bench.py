@@ -19,7 +19,7 @@ MODELS registry; how each is fed follows its traits:
 Every token row uses the same batch: B x T random ids from a vocabulary of V. Training
 tokens/s time one whole step: forward, cross-entropy, backward, Adam step; inference tokens/s
 one forward in eval mode under `torch.inference_mode`. Each call is warmed up, then timed in
-interleaved rounds (bench_cells.measure: every round times every candidate once, in a rotated
+interleaved rounds (rnnzoo.timing.measure: every round times every candidate once, in a rotated
 order, so a busy moment of a shared machine hits all alike); the median round is reported.
 
 Peak memory (MiB) = what stays between calls (parameters, buffers, Adam's moments) + the
@@ -31,7 +31,7 @@ Recurrent models with a PyTorch twin (nn.RNN, nn.GRU, nn.LSTM) are also timed, i
 rounds, inside the same network with the body replaced by the twin (same weights) and by the
 naive nn.*Cell loop; the ratio column divides our tokens/s by the faster of the two. Their
 GFLOP/s count 2 x the weight-matrix entries of the model and the head per token
-(bench_cells.forward_flops; training 3x forward; embedding lookups and elementwise work not
+(rnnzoo.timing.forward_flops; training 3x forward; embedding lookups and elementwise work not
 counted), given as a fraction of a plain (B x W) @ (W x W) matmul timed in the same rounds.
 
     python scripts/bench.py --out docs/bench.md      # the full run, one thread, a few minutes
@@ -56,14 +56,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cells, beside this file
-from bench_cells import (CELLS, Candidate, cell_loop, cpu_name, forward_flops, load_average,  # noqa: E402
-                         matmul_candidates, measure)
-
-from rnnzoo.api import list_models  # noqa: E402  (bench_cells put the checkout on sys.path)
-from rnnzoo.models.traits import model_traits  # noqa: E402
-from rnnzoo.nn.recurrent import RecurrentEncoder  # noqa: E402
-from rnnzoo.registry import MODELS, Entry  # noqa: E402
+from rnnzoo.api import list_models
+from rnnzoo.models.traits import model_traits
+from rnnzoo.nn.recurrent import RecurrentEncoder
+from rnnzoo.registry import MODELS, Entry
+from rnnzoo.timing import (CELLS, Candidate, cell_loop, cpu_name, forward_flops, load_average,
+                           matmul_candidates, measure)
 
 DEVICES = ("cpu", "cuda", "auto")
 MiB = 2 ** 20
@@ -93,7 +91,7 @@ class Plan:
     steps: int  # T tokens per sequence
     vocab: int  # V
     rounds: int
-    min_time: float  # seconds per timing (bench_cells.measure repeats fast calls up to this)
+    min_time: float  # seconds per timing (rnnzoo.timing.measure repeats fast calls up to this)
     warmup: int
     peak_n: int  # side of the square matmul that gives the machine's peak
 
@@ -217,7 +215,7 @@ class Translator(nn.Module):
 
 
 class CellLoop(nn.Module):
-    """PyTorch's naive way as a sequence model: one nn.*Cell call per step (bench_cells.cell_loop)."""
+    """PyTorch's naive way as a sequence model: one nn.*Cell call per step (rnnzoo.timing.cell_loop)."""
 
     def __init__(self, cell: nn.Module, lstm: bool) -> None:
         super().__init__()

@@ -33,12 +33,11 @@ from types import ModuleType
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_trainer import compose, interleaved_rates  # noqa: E402
-from rnnzoo.api import build  # noqa: E402
-from rnnzoo.training.logger import RunLogger  # noqa: E402
-from rnnzoo.training.trainer import Trainer  # noqa: E402
+from rnnzoo.api import build, plain
+from rnnzoo.config import compose_train
+from rnnzoo.timing import interleaved_rates
+from rnnzoo.training.logger import RunLogger
+from rnnzoo.training.trainer import Trainer
 
 
 def peer_module(folder: Path, name: str) -> ModuleType:
@@ -95,7 +94,7 @@ class WordLMStep:
 
 def ours(overrides: list[str], steps: int):
     """(rnnzoo's per-batch training function, its batches, vocabulary size)."""
-    config = compose(["trainer.progress=false", *overrides])
+    config = plain(compose_train(["trainer.progress=false", *overrides]))
     torch.manual_seed(0)
     task, network, trainer_config = build(config)
     batches = list(islice(task.train_batches(0), steps))

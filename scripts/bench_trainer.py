@@ -17,27 +17,18 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import tempfile
-import time
 from itertools import islice
 from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from rnnzoo.api import build, plain  # noqa: E402
-from rnnzoo.config import config_dir, register_schemas  # noqa: E402
-from rnnzoo.training.logger import RunLogger  # noqa: E402
-from rnnzoo.training.trainer import Trainer  # noqa: E402
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_dir
-    register_schemas()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return plain(hydra_compose(config_name="train", overrides=overrides))
+from rnnzoo.api import build, plain
+from rnnzoo.config import compose_train
+from rnnzoo.timing import interleaved_rates
+from rnnzoo.training.logger import RunLogger
+from rnnzoo.training.trainer import Trainer
 
 
 class BareLoop:
@@ -56,31 +47,13 @@ class BareLoop:
         self.optimizer.zero_grad(set_to_none=True)
 
 
-def timed(train_batch, batch) -> float:
-    start = time.perf_counter()
-    train_batch(batch)
-    return time.perf_counter() - start
-
-
-def interleaved_rates(ours, bare, batches) -> tuple[float, float]:
-    """Tokens/s of each, alternating batch by batch (and who goes first), so that a slow
-    moment of a shared machine lands on both rather than on whichever ran then."""
-    seconds = {"ours": 0.0, "bare": 0.0}
-    for index, batch in enumerate(batches):
-        order = [("ours", ours), ("bare", bare)] if index % 2 == 0 else [("bare", bare), ("ours", ours)]
-        for name, train_batch in order:
-            seconds[name] += timed(train_batch, batch)
-    tokens = sum(batch.num_tokens for batch in batches)
-    return tokens / seconds["ours"], tokens / seconds["bare"]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("overrides", nargs="*", default=[])
     args = parser.parse_args()
-    config = compose(["task=copy", "trainer.progress=false", *args.overrides])
+    config = plain(compose_train(["task=copy", "trainer.progress=false", *args.overrides]))
     torch.manual_seed(0)
     task, network, trainer_config = build(config)
     bare_network = copy.deepcopy(network)

@@ -18,7 +18,7 @@ function `rnnzoo train/eval task=associative` run):
 Writes a plot (exact recall and mean overlap against P/N, log scale) and a markdown table
 with the command that produced them and the wall time; with --metrics, also the numbers as
 JSON (per network and load, each seed's exact recall and mean overlap), which the lecture's
-Hopfield experiment (rnnzoo/lecture/hopfield.py) reads.
+Hopfield experiment (experiments/lecture/hopfield.py) reads.
 
     python scripts/capacity_sweep.py                      # under a minute: docs/capacity.{png,md}
     python scripts/capacity_sweep.py --seeds 2 --probes 100 --out-dir /tmp   # quicker
@@ -39,10 +39,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-
-from rnnzoo import create_model  # noqa: E402
-from rnnzoo.tasks.associative import AssociativeConfig, AssociativeTask  # noqa: E402
+from rnnzoo import create_model
+from rnnzoo.tasks.associative import AssociativeConfig, AssociativeTask
 
 CLASSIC_LOADS = [0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6]
 MODERN_LOADS = [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200]

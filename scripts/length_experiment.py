@@ -13,7 +13,8 @@ This script scores translation checkpoints by source length and draws one line p
 
 Writes the PNG and a markdown table (same name, .md) and prints the table; with `--metrics-json PATH`
 also the scores as JSON, `{"metric": ..., "scores": {label: {length: score}}, "sizes": {label: {length:
-pairs scored}}}` (what a lecture experiment's script run leaves in its folder: rnnzoo.lecture.attention_length).
+pairs scored}}}` (what a lecture experiment's script run leaves in its folder:
+experiments.lecture.attention_length).
 """
 
 from __future__ import annotations

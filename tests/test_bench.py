@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 
 from rnnzoo.api import list_models
+from scripts import bench
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
 TWINNED = ("elman", "gru", "lstm")  # the families with a PyTorch twin
 RATIO = re.compile(r"^\d+\.\d+x / \d+\.\d+x$")  # train / infer
-
-
-def load_bench() -> ModuleType:
-    """scripts/bench.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench"] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
 
 
 def table_rows(text: str) -> list[dict[str, str]]:
@@ -51,7 +39,7 @@ def number(cell: str) -> float:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     out = tmp_path_factory.mktemp("bench") / "bench.md"
-    return load_bench().main(["--quick", "--device", "cpu", "--out", str(out)]), out
+    return bench.main(["--quick", "--device", "cpu", "--out", str(out)]), out
 
 
 def test_writes_what_it_prints(report: tuple[str, Path]) -> None:
@@ -100,6 +88,6 @@ def test_bad_device_is_one_clear_line(device: str) -> None:
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     with pytest.raises(SystemExit) as error:
-        load_bench().main(["--device", device, "--out", "-"])
+        bench.main(["--device", device, "--out", "-"])
     message = str(error.value)
     assert "\n" not in message and "choices: cpu, cuda, auto" in message and device in message

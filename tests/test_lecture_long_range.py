@@ -1,4 +1,4 @@
-"""rnnzoo.lecture.long_range: its runs compose, and its report reads fabricated run folders into
+"""experiments.lecture.long_range: its runs compose, and its report reads fabricated run folders into
 tables, solved counts, a conclusion computed from the numbers and a figure."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnzoo.lecture import Result, long_range
-from rnnzoo.lecture.common import config_of
+from experiments.lecture import Result, long_range
+from experiments.lecture.common import config_of
 
 from .conftest import compose_config
 

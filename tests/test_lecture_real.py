@@ -1,4 +1,4 @@
-"""The lecture's experiments on real data (rnnzoo.lecture: bidirectional, attention_length,
+"""The lecture's experiments on real data (experiments.lecture: bidirectional, attention_length,
 equal_time), without training on real data: their runs (names, shared Multi30k runs, arguments
 that compose into valid configs), the data check, and their reports on fabricated results.
 
@@ -10,22 +10,22 @@ data) to check scripts/length_experiment.py's --metrics-json, which the reports 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
 
+from experiments.lecture import Result, Run, Section, spread
+from experiments.lecture import attention_length, bidirectional, equal_time
+from experiments.lecture.common import config_of
+from experiments.lecture.real_data import MULTI30K_GROUP, beyond_spread, lead
+from experiments.lecture.runs import check_runs
 from rnnzoo.api import _typed, plain, train
 from rnnzoo.errors import RnnzooError
-from rnnzoo.lecture import Result, Run, Section, spread
-from rnnzoo.lecture import attention_length, bidirectional, equal_time
-from rnnzoo.lecture.common import config_of
-from rnnzoo.lecture.real_data import MULTI30K_GROUP, beyond_spread, lead
-from rnnzoo.lecture.runs import check_runs
+from scripts import length_experiment
 
-from .conftest import ROOT, compose_config
+from .conftest import compose_config
 
 MODULES = (bidirectional, attention_length, equal_time)
 DATASETS = ("conll2000", "ud_english_ewt", "multi30k", "tinyshakespeare", "sst2")
@@ -247,11 +247,9 @@ def test_length_experiment_writes_the_json_the_report_reads(tmp_path):
                           "dataset.train_size=64", "dataset.val_size=16", "dataset.test_size=16",
                           "trainer.num_threads=1", "trainer.progress=false"])
     train(cfg, tmp_path / "run")
-    spec = importlib.util.spec_from_file_location("length_experiment", ROOT / "scripts" / "length_experiment.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.main(["--run", f"fixed_s0={tmp_path}/run/checkpoints/best.pt", "--lengths", "5", "7", "--size", "4",
-                 "--out", str(tmp_path / "by_length.png"), "--metrics-json", str(tmp_path / "metrics.json")])
+    length_experiment.main(["--run", f"fixed_s0={tmp_path}/run/checkpoints/best.pt", "--lengths", "5", "7",
+                            "--size", "4", "--out", str(tmp_path / "by_length.png"),
+                            "--metrics-json", str(tmp_path / "metrics.json")])
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["metric"] == "exact match (%)"
     assert list(written["scores"]["fixed_s0"]) == ["5", "7"] and written["sizes"]["fixed_s0"] == {"5": 4, "7": 4}

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
+from experiments.lecture import Run, Runner, markdown_table, spread
+from experiments.lecture.report import Experiment, Section, render
+from experiments.lecture.runs import ROOT
 from rnnzoo.errors import RnnzooError
-from rnnzoo.lecture import Run, Runner, markdown_table, spread
-from rnnzoo.lecture.report import Experiment, Section, render
-from rnnzoo.lecture.runs import ROOT
 
 # a stand-in for a training run: writes metrics.json (value = its argument) and counts its executions
 FAKE = """
@@ -95,7 +95,7 @@ def test_the_page_holds_every_section_with_its_numbers(tmp_path, fake):
     section = Section(setup="three seeds", table=markdown_table(["metric", "value"], [["v", spread(values, 2)]]),
                       conclusion="it works", figures=["results/x.png"])
     experiment = Experiment("exp", "An experiment", "a claim", "a number", lambda quick: [], lambda *a: section)
-    page = render([(1, experiment, section, results)], "python scripts/reproduce.py", False, 3.0)
+    page = render([(1, experiment, section, results)], "python -m experiments.reproduce", False, 3.0)
     assert "## 1. An experiment" in page and "**Claim.** a claim" in page and "![An experiment](results/x.png)" in page
     assert "| v | 1.25 ± 1.00 (3) |" in page and "Seeds per configuration:\n3;" in page
 
@@ -105,11 +105,8 @@ def test_spread_of_one_seed_is_the_value_alone():
 
 
 def driver():
-    from importlib import util
-    spec = util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from experiments import reproduce
+    return reproduce
 
 
 def test_the_driver_refuses_an_unknown_experiment(tmp_path):

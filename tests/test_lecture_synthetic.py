@@ -1,4 +1,4 @@
-"""The lecture's synthetic experiments (rnnzoo.lecture.gradients, tbptt, hopfield): their runs
+"""The lecture's synthetic experiments (experiments.lecture.gradients, tbptt, hopfield): their runs
 compose, and their reports read fabricated run folders into tables, conclusions and figures."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rnnzoo.lecture import Result, Runner
-from rnnzoo.lecture import gradients, hopfield, tbptt
-from rnnzoo.lecture.common import by_config, config_of, recipe_value, run_setting, script_module
+from experiments.lecture import Result, Runner
+from experiments.lecture import gradients, hopfield, tbptt
+from experiments.lecture.common import by_config, config_of, recipe_value, run_setting
+from scripts import capacity_sweep
 
 from .conftest import compose_config
 
@@ -44,7 +45,7 @@ def test_training_runs_compose(quick):
 
 
 def test_capacity_runs_parse_with_the_script(tmp_path):
-    parse = script_module(hopfield.SCRIPT).parse_args
+    parse = capacity_sweep.parse_args
     for run in hopfield.EXPERIMENT.runs(False):
         args = parse([a.replace("{folder}", str(tmp_path)) for a in run.args])
         assert (args.units, args.seeds, args.first_seed) == (200, 1, run.seed)

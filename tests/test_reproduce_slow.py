@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from rnnzoo.lecture import experiments
-from rnnzoo.lecture.runs import ROOT
+from experiments.lecture import experiments
+from experiments.lecture.runs import ROOT
 
 from .conftest import DATA_DIR
 
@@ -17,9 +17,9 @@ from .conftest import DATA_DIR
 @pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"the real-data experiments need {DATA_DIR}")
 def test_the_quick_reproduction_writes_every_section(tmp_path):
     page = tmp_path / "results.md"
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--quick", "--out",
+    done = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--quick", "--out",
                            str(tmp_path / "runs"), "--page", str(page)], capture_output=True, text=True,
-                          timeout=1800)
+                          timeout=1800, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     text = page.read_text()
     for number, experiment in enumerate(experiments(), 1):

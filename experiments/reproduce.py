@@ -1,8 +1,10 @@
-"""Rebuild docs/results.md: run every lecture experiment (rnnzoo.lecture) and write the page.
+"""Rebuild docs/results.md: run every lecture experiment (experiments.lecture) and write the page.
 
-    python scripts/reproduce.py                  # full budgets (see docs/results.md for the hours)
-    python scripts/reproduce.py --quick          # CI-sized budgets: outputs/reproduce/quick/results.md
-    python scripts/reproduce.py --only hopfield long_range --jobs 2
+From the checkout's root:
+
+    python -m experiments.reproduce                  # full budgets (see docs/results.md for the hours)
+    python -m experiments.reproduce --quick          # CI-sized budgets: outputs/reproduce/quick/results.md
+    python -m experiments.reproduce --only hopfield long_range --jobs 2
 
 Runs land in outputs/reproduce/<full|quick>/<experiment>/<run>/; a run whose metrics.json is
 there (same command, and the config it composes unchanged) is not trained again, so an
@@ -17,11 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+from rnnzoo.errors import RnnzooError
 
-from rnnzoo.errors import RnnzooError  # noqa: E402
-from rnnzoo.lecture import Runner, experiments  # noqa: E402
-from rnnzoo.lecture.report import Section, render  # noqa: E402
+from .lecture import Runner, experiments
+from .lecture.report import Section, render
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -80,7 +81,7 @@ def reproduce(argv: list[str] | None) -> None:
         section = experiment.report(results, figures, args.quick)
         section.figures = [f"{figures.name}/{name}" for name in section.figures]
         sections.append((number, experiment, section, results))
-    command = "python scripts/reproduce.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None
+    command = "python -m experiments.reproduce " + " ".join(shlex.quote(a) for a in (argv if argv is not None
                                                                                 else sys.argv[1:]))
     total = sum(r.seconds for *_, results in sections for r in results.values())
     args.page.write_text(render(sections, command.strip(), args.quick, total, args.jobs))

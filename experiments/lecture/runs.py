@@ -31,10 +31,10 @@ from typing import Any, Mapping
 
 from omegaconf import OmegaConf
 
-from ..config import compose_train
-from ..errors import RnnzooError
+from rnnzoo.config import compose_train
+from rnnzoo.errors import RnnzooError
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: scripts/ and configs/ live here
+from .. import ROOT  # the checkout: scripts/ and configs/ live here
 DIVERGED = 3  # `rnnzoo train`'s exit status for a run that diverged (trainer.on_nan=skip), metrics.json written
 PLACEHOLDER = re.compile(r"\{run:([^}]+)\}")
 

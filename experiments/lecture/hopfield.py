@@ -29,7 +29,9 @@ import argparse
 from pathlib import Path
 from typing import Mapping
 
-from .common import by_config, over_seeds, script_module
+from scripts import capacity_sweep
+
+from .common import by_config, over_seeds
 from .report import Experiment, Section, markdown_table, mean_std, spread
 from .runs import Result, Run
 
@@ -175,7 +177,7 @@ def figure(results: Mapping[str, Result], figures: Path) -> str:
     args = argparse.Namespace(units=marks["units"], flip=marks["flip"], probes=marks["probes"],
                               seeds=len(by_config(results)["sweep"]))
     figures.mkdir(parents=True, exist_ok=True)
-    script_module(SCRIPT).plot(scores(results), args, figures / FIGURE)
+    capacity_sweep.plot(scores(results), args, figures / FIGURE)
     return FIGURE
 
 

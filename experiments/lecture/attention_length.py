@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from ..plotting import pyplot
+from rnnzoo.plotting import pyplot
+
 from .common import cell, config_of, over_seeds, save_figure, seeds, values
 from .real_data import lead, multi30k_budget, multi30k_name, multi30k_run, require_data
 from .report import Experiment, Section, mean_std, markdown_table, spread

@@ -1,6 +1,7 @@
 """The lecture as experiments (`make reproduce`): each claim a set of runs and a section of
 docs/results.md. One module per experiment, each defining `EXPERIMENT`; `runs` executes them,
-`report` writes the page. The driver is scripts/reproduce.py."""
+`report` writes the page. The driver is experiments/reproduce.py
+(`python -m experiments.reproduce`, from the checkout's root)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What the experiments on real data share (bidirectional, attention_length, equal_time).
 
-Seeds, run names (`<config>_s<seed>`) and metrics over seeds are rnnzoo.lecture.common's.
+Seeds, run names (`<config>_s<seed>`) and metrics over seeds are experiments.lecture.common's.
 
 * Data: they train the project's recipes on the reference copies (../shared/data, or
   $RNNZOO_DATA_DIR; rnnzoo.data.sources). Quick mode reads the same files with tiny budgets,
@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..data.sources import default_root
-from ..errors import RnnzooError
-from ..plotting import pyplot
+from rnnzoo.data.sources import default_root
+from rnnzoo.errors import RnnzooError
+from rnnzoo.plotting import pyplot
+
 from .common import save_figure
 from .report import mean_std
 from .runs import Run

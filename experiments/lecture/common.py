@@ -1,34 +1,32 @@
 """Generic helpers for lecture experiments: seeds, run names, metrics over seeds, recipes, figures.
 
 * Names: a configuration trained over seeds is the runs `<config>_s<seed>` (seeds 0, 1, 2 in
-  full mode, 0 in quick mode; the convention of rnnzoo.lecture.real_data too); `config_of`
+  full mode, 0 in quick mode; the convention of experiments.lecture.real_data too); `config_of`
   maps a run name back, `by_config` groups results, `values` and `cell` read one metric over
   the seeds of a configuration.
 * Recipes: `recipe_value` reads a setting of configs/experiment/<recipe>.yaml, and `run_setting`
   a setting of one run (its override, else its recipe's), so a module can compute with the
   numbers its runs train with (a lag, a length) without repeating them.
-* Run artifacts: `read_jsonl` for the line-per-record files runs write (grad_probe.jsonl);
-  `script_module` imports a script of the checkout, so a report can reuse its functions.
+* Run artifacts: `read_jsonl` for the line-per-record files runs write (grad_probe.jsonl).
+  (A report reuses a script's functions by importing it: `from scripts import capacity_sweep`.)
 * Figures: `save_figure` writes a matplotlib figure into the page's figure folder.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Mapping, Sequence
 
 import yaml
 from omegaconf import OmegaConf
 
-from ..config import config_dir
-from ..errors import RnnzooError
+from rnnzoo.config import config_dir
+from rnnzoo.errors import RnnzooError
+
 from .report import spread
-from .runs import ROOT, Result, Run
+from .runs import Result, Run
 
 FULL_SEEDS = (0, 1, 2)
 QUICK_SEEDS = (0,)
@@ -99,24 +97,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def script_module(script: str) -> ModuleType:
-    """A script of the checkout (e.g. 'scripts/capacity_sweep.py') imported as a module, so a
-    report can reuse its functions (its plot, say) rather than copy them."""
-    path = ROOT / script
-    name = f"rnnzoo_script_{path.stem}"  # registered, as dataclasses need, under a name no package has
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise RnnzooError(f"cannot import {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def save_figure(figure: Any, figures: Path, name: str) -> str:
     """Save a matplotlib figure as figures/name, close it, and return name (for Section.figures)."""
-    from ..plotting import pyplot
+    from rnnzoo.plotting import pyplot
 
     figures.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()

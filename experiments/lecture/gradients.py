@@ -33,7 +33,8 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
-from ..plotting import pyplot
+from rnnzoo.plotting import pyplot
+
 from .common import by_config, cell, over_seeds, read_jsonl, run_setting, save_figure, values
 from .report import Experiment, Section, markdown_table, mean_std, spread
 from .runs import Result, Run

@@ -28,7 +28,8 @@ import math
 from pathlib import Path
 from typing import Mapping
 
-from ..plotting import pyplot
+from rnnzoo.plotting import pyplot
+
 from .common import by_config, cell, over_seeds, recipe_value, run_setting, save_figure, values
 from .report import Experiment, Section, markdown_table, mean_std
 from .runs import Result, Run

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, NamedTuple, Sequence
 
-from ..plotting import pyplot
+from rnnzoo.plotting import pyplot
+
 from .common import FULL_SEEDS, QUICK_SEEDS, by_config, recipe_value, run_setting, save_figure
 from .report import Experiment, Section, markdown_table, mean_std, spread
 from .runs import Result, Run
