@@ -297,7 +297,8 @@ def train(cfg: DictConfig | dict[str, Any], run_dir: str | Path,
         task, network, trainer_config = build(config, task_state)
         log.info("model %s (%s parameters) on task %s", config["model"]["name"],
                  f"{sum(p.numel() for p in network.parameters()):,}", config["task"]["name"])
-        trainer = task.make_trainer(network=network, config=trainer_config, run_dir=run_dir, run_config=config)
+        from .training.trainers import make_trainer
+        trainer = make_trainer(task, network=network, config=trainer_config, run_dir=run_dir, run_config=config)
         return trainer.fit(resume=config.get("resume"))
 
 

@@ -139,7 +139,7 @@ RECURRENT = ["elman", "gru", "jordan", "lstm"]
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_traits_and_state_layout(name, bidirectional):
     model = build(name, bidirectional=bidirectional, num_layers=3)
-    expected = {"sequence"} if bidirectional else {"sequence", "causal", "stateful"}
+    expected = {"sequence", "bidirectional"} if bidirectional else {"sequence", "causal", "stateful"}
     assert model_traits(name, model.config) == expected
     D = 2 if bidirectional else 1
     width = SMALL["output_size"] if name == "jordan" else SMALL["hidden_size"]

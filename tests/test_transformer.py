@@ -13,7 +13,9 @@ from torch import nn
 from rnnzoo.api import create_model, plain, sample, train
 from rnnzoo.errors import RnnzooError
 from rnnzoo.models.traits import model_traits
-from rnnzoo.models.transformer import MultiheadAttention, TransformerConfig, TransformerLayer
+from rnnzoo.models.transformer import TransformerConfig
+from rnnzoo.nn.attention import MultiheadAttention
+from rnnzoo.nn.transformer_layers import TransformerLayer
 from rnnzoo.nn.encoder_decoder import EncoderDecoder
 from rnnzoo.registry import MODELS
 from rnnzoo.training.config import TrainerConfig, check_trainer_config
@@ -238,9 +240,9 @@ def test_traits_follow_the_shape():
     entry = MODELS.entry("transformer")
     traits = {shape: model_traits("transformer", entry.make_config({"shape": shape}))
               for shape in ("encoder_decoder", "encoder", "decoder")}
-    assert traits == {"encoder_decoder": {"encoder_decoder"}, "encoder": {"sequence"},
-                      "decoder": {"sequence", "causal"}}
-    assert model_traits("transformer") == {"encoder_decoder"}  # the default: the paper's model
+    assert traits == {"encoder_decoder": {"encoder_decoder", "positional"}, "encoder": {"sequence", "positional"},
+                      "decoder": {"sequence", "positional", "causal"}}
+    assert model_traits("transformer") == {"encoder_decoder", "positional"}  # the default: the paper's model
 
 
 def test_tied_and_shared_embeddings():

@@ -23,23 +23,21 @@ Luong et al. also query with s(t) rather than s(t-1) and add an attentional laye
 their score functions are offered here, inside Bahdanau's decoder. U_a h_j (and W_a h_j for
 `general`) do not depend on t: they are computed once per sentence, in `encode`, and kept in
 the memory. The output layer is the paper's deep output, a maxout layer before the softmax
-(`maxout_size`, see seq2seq.py). With an LSTM decoder the query s(t-1) is its h.
+(`maxout_size`, see seq2seq.py). With an LSTM decoder the query s(t-1) is its h. The attention
+layer is rnnzoo.nn.attention.AdditiveAttention.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..errors import RnnzooError
+from ..nn.attention import AdditiveAttention
 from ..nn.encoder_decoder import Memory
 from ..nn.recurrent import State
 from ..registry import MODELS, help_field
-from .seq2seq import RecurrentEncoderDecoder, RecurrentEncoderDecoderConfig, _auto
-
-SCORES = ("additive", "dot", "general")
+from .seq2seq import RecurrentEncoderDecoder, RecurrentEncoderDecoderConfig
 
 
 @dataclass
@@ -54,48 +52,16 @@ class BahdanauConfig(RecurrentEncoderDecoderConfig):
     attention_size: int = help_field(256, "width of the additive score's hidden layer (v_a, W_a, U_a)", ge=1)
 
 
-class Attention(nn.Module):
-    """Scores, masked softmax and the weighted sum: query (B, Hd), memory -> c (B, He), α (B, S)."""
-
-    def __init__(self, score: str, query_size: int, key_size: int, attention_size: int) -> None:
-        super().__init__()
-        if score not in SCORES:
-            raise RnnzooError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
-        if score == "dot" and query_size != key_size:
-            raise RnnzooError(f"score=dot needs the decoder state ({query_size}) as wide as the encoder states "
-                              f"({key_size}); use score=general or additive")
-        self.score = score
-        if score == "additive":
-            self.key_layer = nn.Linear(key_size, attention_size, bias=False)  # U_a
-            self.query_layer = nn.Linear(query_size, attention_size)  # W_a (its bias is the layer's)
-            self.v = nn.Linear(attention_size, 1, bias=False)  # v_a
-        elif score == "general":
-            self.key_layer = nn.Linear(key_size, query_size, bias=False)  # W_a h_j
-
-    def keys(self, states: Tensor) -> Tensor:
-        """The part of the score that depends on h_j alone, once per sentence: (B, S, A)."""
-        return states if self.score == "dot" else self.key_layer(states)
-
-    def forward(self, query: Tensor, memory: Memory) -> tuple[Tensor, Tensor]:
-        keys = memory.extras["keys"]  # (B, S, A)
-        if self.score == "additive":
-            energy = self.v(torch.tanh(keys + self.query_layer(query)[:, None])).squeeze(-1)  # (B, S)
-        else:
-            energy = torch.bmm(keys, query[:, :, None]).squeeze(-1)  # (B, S): s^T h_j or s^T W_a h_j
-        energy = energy.masked_fill(~memory.mask, float("-inf"))  # pads get exactly zero weight
-        weights = torch.softmax(energy, dim=-1)  # (B, S)
-        context = torch.bmm(weights[:, None], memory.states).squeeze(1)  # (B, He)
-        return context, weights
-
-
 @MODELS.register("bahdanau", config=BahdanauConfig,
                  summary="RNNsearch: bidirectional encoder + additive attention (Bahdanau et al. 2015), Luong scores")
 class Bahdanau(RecurrentEncoderDecoder):
     """RNNsearch; see the module docstring."""
 
     def __init__(self, config: BahdanauConfig) -> None:
-        super().__init__(config, "gru", config.num_layers or 1, _auto(config.bridge, "backward"), context=True)
-        self.attention = Attention(config.score, self.decoder.cell_size, self.context_size, config.attention_size)
+        bridge = "backward" if config.bridge == "auto" else config.bridge
+        super().__init__(config, "gru", config.num_layers or 1, bridge, context=True)
+        self.attention = AdditiveAttention(config.score, self.decoder.cell_size, self.context_size,
+                                           config.attention_size)
 
     def memory_extras(self, states: Tensor, mask: Tensor, final: tuple[Tensor, ...]) -> dict[str, Tensor]:
         return {"keys": self.attention.keys(states)}

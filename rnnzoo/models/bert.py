@@ -16,7 +16,7 @@ Each position's input is the sum of three learned embeddings, normalized:
     x_t = Dropout(LayerNorm(E_token[w_t] + E_position[t] + E_segment[s_t]))     s_t = 0 in A, 1 in B
 
 **Encoder**: L post-LN Transformer layers with GELU feed-forward networks (Vaswani et al. 2017;
-`TransformerStack` of rnnzoo.models.transformer, shared with the `transformer` model), each
+`TransformerStack` of rnnzoo.nn.transformer_layers, shared with the `transformer` model), each
 position attending to every real position of the sequence (pads are masked out):
 
     h = TransformerEncoder_L(x)          (B, T, H)
@@ -51,7 +51,6 @@ size is `model.hidden_size=... model.num_layers=... model.num_heads=...`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -59,8 +58,9 @@ from torch.nn import functional as F
 
 from ..data.vocab import SPECIALS
 from ..errors import RnnzooError
+from ..nn.transformer_layers import Positions, TransformerStack, length_mask, zero_pads
 from ..registry import MODELS, help_field
-from .transformer import Positions, TransformerConfig, TransformerStack, check_config, length_mask, zero_pads
+from .transformer import TransformerConfig, check_config  # BERT's encoder is the transformer's, configured
 
 INIT_STD = 0.02  # BERT's initializer_range
 
@@ -142,14 +142,12 @@ class MaskedLMHead(nn.Module):
         return self.decoder(self.norm(F.gelu(self.dense(hidden))))  # (N, V)
 
 
-@MODELS.register("bert", config=BertConfig, traits={"sequence", "token_input", "masked_lm"},
+@MODELS.register("bert", config=BertConfig,
+                 traits={"sequence", "token_input", "masked_lm", "positional", "pooler"},
                  summary="BERT (Devlin et al. 2019): bidirectional Transformer encoder on token ids, masked-LM "
                          "pretraining (task=pretraining), fine-tuned with model.init_from=")
 class Bert(nn.Module):
     """Embeddings -> post-LN Transformer encoder -> hidden states (B, T, H), plus the pretraining heads."""
-
-    #: the text tasks pass token ids, not their own embeddings (trait token_input)
-    token_input: ClassVar[bool] = True
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()

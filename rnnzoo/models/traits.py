@@ -12,7 +12,15 @@ classmethod `traits(config)`; otherwise the registration's static set holds.
 | encoder_decoder | `encode`, `decode_step`, `forward(src, tgt_in)` (translation) |
 | associative_memory | `store(patterns)`, `recall(probe, steps)` (Hopfield) |
 | token_input | `forward(ids (B,T) long, lengths, state)`: reads token ids and owns its embeddings (BERT) |
-| masked_lm | `mlm_logits(hidden (N,H)) -> (N,V)`: predicts masked tokens (masked-LM pretraining) |
+| masked_lm | `mlm_logits(hidden (N,H)) -> (N,V)`: predicts masked tokens (masked-LM pretraining); |
+| | `next_sentence` (bool): whether it also has `nsp_logits(hidden (B,T,H)) -> (B,2)` |
+| positional | reads at most `max_positions` (an int attribute) positions: position vectors exist up to there |
+| bidirectional | its features are [forward; backward] halves, the backward one read right to left |
+| pooler | `pooled(hidden (B,T,H)) -> (B,H)`: its own sequence vector (BERT's [CLS] pooler) |
+
+Traits are the only statement of what a model can do: tasks ask `traits_of(model)` of a built
+model, never probe it for attributes; where a task needs a value, it reads the attribute its
+trait names above (`max_positions` of a positional model).
 
 `token_input` changes what a sequence model reads, so a task must say it can feed token ids
 (`Task.accepts`, see INPUT_TRAITS): the text tasks can, the synthetic ones (float features)
@@ -45,6 +53,9 @@ TRAIT_HELP = {
     "associative_memory": "stores patterns and recalls them from noisy probes",
     "token_input": "reads token ids and owns its embeddings",
     "masked_lm": "predicts masked tokens from both sides (masked-LM pretraining)",
+    "positional": "reads at most max_positions positions",
+    "bidirectional": "reads each sequence both ways: [forward; backward] features",
+    "pooler": "has its own pooled sequence vector (BERT's [CLS] pooler)",
 }
 
 #: traits that change what a model reads: a task serves such a model only if it lists the
@@ -59,6 +70,20 @@ def model_traits(name: str, config: Any = None) -> frozenset[str]:
         config = entry.config()
     dynamic = getattr(entry.target, "traits", None)
     return frozenset(dynamic(config)) if callable(dynamic) else entry.traits
+
+
+def traits_of(model: Any) -> frozenset[str]:
+    """The traits of a built model, under the config it was built with (`model.config`): its
+    class's `traits(config)` where it computes them (a class that one registered entry builds
+    among others, as each Transformer shape), else its registered entry's. A module that no
+    entry builds (a test's stand-in) has none."""
+    dynamic = getattr(type(model), "traits", None)
+    if callable(dynamic):
+        return frozenset(dynamic(model.config))
+    for entry in MODELS:
+        if entry.target is type(model):
+            return model_traits(entry.name, getattr(model, "config", None))
+    return frozenset()
 
 
 def fits(traits: frozenset[str], needs: frozenset[str], accepts: frozenset[str]) -> bool:

@@ -11,6 +11,9 @@ Two ways to run the same parameters:
 * ``impl="torch"``: where PyTorch has the same network (``nn.RNN``, ``nn.LSTM``,
   ``nn.GRU``), its fused kernel runs, on packed sequences when lengths are given. The
   parameters live in that module, with its names (``weight_ih_l0``, ``bias_hh_l1_reverse``...).
+  A family without such a twin (jordan) refuses ``impl="torch"`` with a one-line error rather
+  than run the Python loop in its place: torch is a request for PyTorch's kernel.
+* ``impl="auto"`` (the default): PyTorch's kernel where the family has a twin, else the loop.
 * ``impl="reference"``: the cell's equations, written out as in the papers, in a Python time
   loop. The input projection ``W_ih x(t) + b_ih`` of all steps is one matmul before the loop,
   and the loop walks ``unbind`` views rather than indexing (both as in PyTorch's
@@ -64,7 +67,8 @@ class RecurrentConfig:
     num_layers: int = help_field(1, "stacked layers", ge=1)
     dropout: float = help_field(0.0, "dropout on the outputs of every layer but the last", ge=0, lt=1)
     bidirectional: bool = help_field(False, "add a right-to-left direction (Schuster & Paliwal 1997)")
-    impl: str = help_field("auto", "auto/torch: PyTorch's fused kernel; reference: the equations in Python")
+    impl: str = help_field("auto", "auto: PyTorch's fused kernel where it has the layer, else the equations; "
+                                   "torch: the kernel, an error where there is none; reference: the equations")
 
 
 class RecurrentEncoder(nn.Module):
@@ -95,7 +99,7 @@ class RecurrentEncoder(nn.Module):
     @classmethod
     def traits(cls, config: RecurrentConfig) -> set[str]:
         """A bidirectional net reads the future: it is neither causal nor able to stream."""
-        return {"sequence"} if config.bidirectional else {"sequence", "causal", "stateful"}
+        return {"sequence", "bidirectional"} if config.bidirectional else {"sequence", "causal", "stateful"}
 
     @property
     def cell_size(self) -> int:
@@ -143,6 +147,9 @@ class RecurrentEncoder(nn.Module):
         """
         if self.rnn is not None and self.impl in ("auto", "torch"):
             return self._forward_torch(x, lengths, state)
+        if self.impl == "torch":  # a family without a PyTorch twin that does not refuse it when built
+            raise RnnzooError(f"{type(self).__name__}: impl=torch, but PyTorch has no such layer; use impl=auto "
+                              "or impl=reference (both run the equations in Python)")
         return self._forward_reference(x, lengths, state)
 
     def _forward_torch(self, x: Tensor, lengths: Tensor | None, state: State | None

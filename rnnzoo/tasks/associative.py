@@ -20,15 +20,14 @@ loaded checkpoint), so `task.num_units` is the one place to set it. Patterns com
 generator seeded by (seed, "train"), the probes of val and test and their update orders from
 generators seeded by (seed, split), so `rnnzoo eval` regenerates exactly what training saw.
 
-The network learns without gradients: `make_trainer` returns the storage trainer of
-`rnnzoo.training.hebbian`, which stores the patterns once and evaluates with `evaluate` below,
+The network learns without gradients: the task names the storage trainer (`trainer = "hebbian"`,
+`rnnzoo.training.hebbian`), which stores the patterns once and evaluates with `evaluate` below,
 the same function `rnnzoo eval` calls.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -57,6 +56,7 @@ class AssociativeTask(Task):
     requires = frozenset({"associative_memory"})
     monitor = "exact_recall"
     monitor_mode = "max"
+    trainer = "hebbian"  # storing, not gradient descent: see rnnzoo.training.hebbian
 
     def __init__(self, config: AssociativeConfig, seed: int, dataset: dict | None = None) -> None:
         super().__init__(config, seed, dataset)
@@ -87,11 +87,6 @@ class AssociativeTask(Task):
     def build_network(self, body: nn.Module) -> nn.Module:
         """The memory itself: no embedding, no head."""
         return body
-
-    def make_trainer(self, **kwargs: Any) -> Any:
-        """Storing, not gradient descent: see rnnzoo.training.hebbian."""
-        from ..training.hebbian import HebbianTrainer
-        return HebbianTrainer(task=self, **kwargs)
 
     # --- evaluation -----------------------------------------------------------------
     @torch.no_grad()

@@ -13,7 +13,6 @@ into the numbers users read.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Iterator
 
@@ -22,28 +21,25 @@ from torch import Tensor, nn
 
 from ..errors import RnnzooError
 from ..nn.recurrent import State
+from .batch import DataclassBatch
 
 Stats = dict[str, Tensor]
 
 
 @dataclass
-class SequenceBatch:
+class SequenceBatch(DataclassBatch):
     """Inputs and targets aligned step by step, batch first.
 
     inputs: (B, T) token ids or (B, T, F) features; targets: (B, T) ids or values;
     mask: (B, T) bool, which targets count; lengths: (B,) real lengths, None when unpadded.
-    Every field has time on dim 1, so truncated BPTT can cut the batch into windows.
+    Every field has time on dim 1, so truncated BPTT can cut the batch into windows. A `Batch`
+    (rnnzoo.tasks.batch): lengths stay on the CPU, packing wants them there.
     """
 
     inputs: Tensor
     targets: Tensor
     mask: Tensor
     lengths: Tensor | None = None
-
-    def to(self, device: torch.device, non_blocking: bool = False) -> "SequenceBatch":
-        moved = {f.name: _move(getattr(self, f.name), device, non_blocking) for f in dataclasses.fields(self)}
-        moved["lengths"] = self.lengths  # lengths stay on the CPU: packing wants them there
-        return type(self)(**moved)
 
     @property
     def num_tokens(self) -> int:
@@ -60,14 +56,6 @@ class SequenceBatch:
         lengths = None if self.lengths is None else (self.lengths - start).clamp(0, stop - start)
         return type(self)(self.inputs[:, start:stop], self.targets[:, start:stop],
                           self.mask[:, start:stop], lengths)
-
-    def pin_memory(self) -> "SequenceBatch":
-        return type(self)(*(t.pin_memory() if isinstance(t, Tensor) else t
-                            for t in (self.inputs, self.targets, self.mask, self.lengths)))
-
-
-def _move(value: Any, device: torch.device, non_blocking: bool) -> Any:
-    return value.to(device, non_blocking=non_blocking) if isinstance(value, Tensor) else value
 
 
 @dataclass
@@ -128,6 +116,10 @@ class Task:
     #: option changes that let this task take models it cannot as configured (each a dict of
     #: config fields; see rnnzoo.models.traits.find_fit)
     variants: ClassVar[tuple[dict[str, Any], ...]] = ()
+    #: the kind of trainer that fits this task's networks (rnnzoo.training.trainers): "gradient",
+    #: or "hebbian" for models that learn without gradients (a Hopfield network stores its
+    #: patterns), rather than a special case inside the gradient trainer's loop
+    trainer: ClassVar[str] = "gradient"
 
     @classmethod
     def needs(cls, config: Any) -> frozenset[str]:
@@ -233,15 +225,6 @@ class Task:
                top_p: float | None = None) -> Iterator[str]:
         """Text pieces continuing `prompt`, yielded as they are drawn: what `rnnzoo sample` streams."""
         raise RnnzooError(f"task '{type(self).__name__}' does not generate text; sampling needs task=generation")
-
-    def make_trainer(self, **kwargs: Any) -> Any:
-        """The object that fits a network to this task: the gradient trainer by default.
-
-        A model that learns without gradients (Hebbian Hopfield) gets its own small trainer
-        here, rather than a special case inside the gradient trainer's loop.
-        """
-        from ..training.trainer import Trainer
-        return Trainer(task=self, **kwargs)
 
 
 def masked_cross_entropy(logits: Tensor, targets: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

@@ -38,7 +38,8 @@ from torch import Tensor, nn
 
 from ..data import LabeledText, Vocabulary
 from ..data.tokenize import Tokenizer
-from ..models.modern_hopfield import HopfieldPooling
+from ..models.traits import traits_of
+from ..nn.hopfield import HopfieldPooling
 from ..registry import TASKS, help_field
 from .base import StepOutput
 from .text import TextBatch, TextConfig, TextTask, count_unseen, gold_id, masked_max, masked_mean, pad_batch, \
@@ -182,8 +183,9 @@ class ClassificationTask(TextTask):
     def build_network(self, body: nn.Module) -> Classifier:
         c = self.config
         self.ensure_vocab()
-        bidirectional = bool(getattr(getattr(body, "config", None), "bidirectional", False))
-        pool = Pooling(c.pooling, body.output_size, bidirectional, getattr(body, "pooled", None))
+        traits = traits_of(body)
+        pool = Pooling(c.pooling, body.output_size, "bidirectional" in traits,
+                       body.pooled if "pooler" in traits else None)
         return Classifier(self.input_layer(body), body, pool, len(self.labels), c.dropout)
 
     def step(self, network: Classifier, batch: TextBatch, state=None) -> StepOutput:

@@ -69,6 +69,7 @@ from ..data.tokenize import SUBWORD_LEVELS
 from ..errors import RnnzooError
 from ..registry import DATASETS, TASKS, help_field
 from .base import StepOutput, seeded_generator
+from .lengths import position_limit
 from .text import SPLIT_CODES, TextBatch, TextDataConfig, TextTask, reads_token_ids
 
 log = logging.getLogger("rnnzoo")
@@ -217,11 +218,11 @@ class PretrainingTask(TextTask):
         if not reads_token_ids(body):
             raise RnnzooError(f"pretraining feeds token ids to a model that embeds them itself (bert); "
                               f"{type(body).__name__} does not")
-        max_positions = getattr(body, "max_positions", None)
+        max_positions = position_limit(body)
         if max_positions is not None and self.config.max_length > max_positions:
             raise RnnzooError(f"task.max_length={self.config.max_length} exceeds model.max_positions={max_positions}: "
                               "lower the one or raise the other")
-        next_sentence = bool(getattr(body, "next_sentence", False))
+        next_sentence = bool(body.next_sentence)  # trait masked_lm: whether it has the next-sentence head
         if next_sentence != self.next_sentence:  # sequences become pairs, or pairs sequences
             self.next_sentence = next_sentence
             self._encoded.clear()

@@ -34,9 +34,10 @@ from torch import Tensor, nn
 from ..data import TaggedSentence, Tokenizer, Vocabulary, pad_sequences
 from ..errors import RnnzooError
 from ..nn.crf import CRF
+from ..nn.embedding import CharCNN
 from ..registry import TASKS, help_field
 from .base import StepOutput, masked_cross_entropy
-from .text import CharCNN, TextBatch, TextConfig, TextTask, count_unseen, gold_id, gold_name, pad_batch, pad_chars, \
+from .text import TextBatch, TextConfig, TextTask, count_unseen, gold_id, gold_name, pad_batch, pad_chars, \
     unseen_symbols
 
 CHUNK_TAG = re.compile(r"^[BIES]-.+$")

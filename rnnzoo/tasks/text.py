@@ -7,8 +7,7 @@
                      from the training split only (subclasses keep it in `state_dict` as plain
                      data) or inherits a pretraining run's, and cuts examples into
                      length-bucketed batches
-    TextEmbedding    word embeddings [+ CharCNN per-word character features] -> dropout
-    TokenIds         the "embedding" of a model that embeds token ids itself (BERT): the ids
+    (their input layers, TextEmbedding, CharCNN and TokenIds, are in rnnzoo.nn.embedding)
     pad_batch, pad_chars, masked_mean, masked_max   padding helpers; pads never count
 
 A task subclass says how an example becomes (token ids, target) and what its network is; the
@@ -22,7 +21,6 @@ decides, and `frame` frames); recurrent models keep the task's embeddings and un
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -35,9 +33,13 @@ from torch import Tensor, nn
 from ..data import Tokenizer, bucket_batches, open_dataset, pad_sequences
 from ..data.arrays import Examples
 from ..errors import RnnzooError
+from ..models.traits import traits_of
+from ..nn.embedding import CharCNN, TextEmbedding, TokenIds
 from ..registry import help_field
 from .base import Task, seeded_generator
+from .batch import DataclassBatch
 from .data_cache import cache_of, cached_examples, cached_vocab
+from .lengths import LengthLimits
 
 log = logging.getLogger("rnnzoo")
 
@@ -45,7 +47,7 @@ SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 
 @dataclass
-class TextBatch:
+class TextBatch(DataclassBatch):
     """Right-padded sentences, batch first.
 
     inputs: (B, T) token ids, 0 at pads; targets: (B, T) per-token ids or (B,) one per
@@ -63,13 +65,6 @@ class TextBatch:
     chars: Tensor | None = None
     starts: Tensor | None = None
 
-    def to(self, device: torch.device, non_blocking: bool = False) -> "TextBatch":
-        moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for name, value in moved.items():
-            if isinstance(value, Tensor) and name != "lengths":
-                moved[name] = value.to(device, non_blocking=non_blocking)
-        return type(self)(**moved)
-
     @property
     def num_tokens(self) -> int:
         return int(self.lengths.sum())
@@ -79,13 +74,6 @@ class TextBatch:
         if size is not None and size < self.inputs.shape[1]:
             raise RnnzooError("text tasks train on whole sentences: set trainer.tbptt_steps=null")
         return [self]
-
-    def pin_memory(self) -> "TextBatch":
-        return type(self)(**{f.name: _pin(getattr(self, f.name)) for f in dataclasses.fields(self)})
-
-
-def _pin(value: Any) -> Any:
-    return value.pin_memory() if isinstance(value, Tensor) else value
 
 
 @dataclass
@@ -112,22 +100,13 @@ class TextConfig(TextDataConfig):
                                       "them); `rnnzoo predict` cuts a longer line with a warning", ge=3)
 
 
-class TextTask(Task):
+class TextTask(LengthLimits, Task):
     """A task reading a file dataset; subclasses write `encode`, `collate` and the network.
 
-    Lengths are bounded where examples are read (`within_limits`, one place for every task):
-    each option in `length_options` bounds one size of an encoded example (`item_sizes`), lowered
-    to the model's position limit (`model.max_positions`) where it has one. A longer example is
-    cut (`cut_item`), or dropped from training where `drops_long` (translation, as fairseq
-    drops pairs past --max-source/target-positions), and one line per split counts them; the
-    token cache keeps what was kept. At inference (`cut_input`) a longer input is cut with a
-    warning. Without the bound, one 1 MB line made a batch of 200,000 steps: an out-of-memory
-    kill or an hour in one backward pass.
+    Lengths are bounded where examples are read (`within_limits`, one place for every task; see
+    rnnzoo.tasks.lengths): a longer example is cut, or dropped from training where `drops_long`.
     """
 
-    length_options: tuple[str, ...] = ("max_length",)
-    drops_long = False
-    example_noun = "sentences"  # what the length log line counts
     gold_noun = "labels"  # what the unseen-gold warning names
 
     def __init__(self, config: TextDataConfig, seed: int, dataset: dict[str, Any] | None = None) -> None:
@@ -232,79 +211,6 @@ class TextTask(Task):
     def encode_split(self, split: str) -> Iterable[Any]:
         """The split's examples, each as `encode` makes it, one at a time, within the length limits."""
         return self.within_limits(split, (self.encode(example) for example in self.load(split)))
-
-    # --- lengths ------------------------------------------------------------------------
-    def item_sizes(self, item: Any) -> tuple[int, ...]:
-        """The sizes of an encoded example that `length_options` bound, in order: its token ids."""
-        return (len(item[0]),)
-
-    def cut_item(self, item: Any, sizes: tuple[int, ...]) -> Any:
-        """The example cut down to `sizes` (each at most its own): the subclass says how."""
-        raise NotImplementedError
-
-    def length_limits(self) -> tuple[int, ...]:
-        """The limit of each size: the task option, lowered to the model's position limit."""
-        limits = tuple(getattr(self.config, option) for option in self.length_options)
-        return limits if self.max_positions is None else tuple(min(n, self.max_positions) for n in limits)
-
-    def limits_text(self) -> str:
-        """`task.max_length=256`, as the log lines name the limits (and the model's, where lower)."""
-        options = {o: getattr(self.config, o) for o in self.length_options}
-        text = ", ".join(f"task.{option}={value}" for option, value in options.items())
-        if self.max_positions is not None and max(options.values()) > self.max_positions:
-            text += f" (model.max_positions={self.max_positions})"
-        return text
-
-    def within_limits(self, split: str, items: Iterable[Any]) -> Iterator[Any]:
-        """`items` with each example longer than the limits cut, or dropped from training where
-        the task `drops_long`; then one log line per split saying how many, never one per example."""
-        limits, total, longer, kept = self.length_limits(), 0, 0, 0
-        drop = self.drops_long and split == "train"
-        for item in items:
-            total += 1
-            sizes = self.item_sizes(item)
-            if any(size > limit for size, limit in zip(sizes, limits)):
-                longer += 1
-                if drop:
-                    continue
-                item = self.cut_item(item, tuple(map(min, sizes, limits)))
-            kept += 1
-            yield item
-        if longer:
-            name = {"train": "training", "val": "validation"}.get(split, split)
-            log.warning("%s: %s of %s %s %s were longer and were %s", self.limits_text(), f"{longer:,}", f"{total:,}",
-                        name, self.example_noun, "dropped" if drop else "cut")
-        if total and not kept:
-            raise RnnzooError(f"{self.limits_text()}: every one of the {total:,} {split} {self.example_noun} is "
-                              f"longer; raise the limit")
-
-    def cut_input(self, item: Any) -> Any:
-        """An inference input within the limits: cut, with a one-line warning, where longer."""
-        sizes, limits = self.item_sizes(item), self.length_limits()
-        if all(size <= limit for size, limit in zip(sizes, limits)):
-            return item
-        option = self.length_options[0]
-        model = f" (model.max_positions={self.max_positions})" if limits[0] < getattr(self.config, option) else ""
-        log.warning("an input of %s tokens is longer than task.%s=%d%s: only its first %s are read", f"{sizes[0]:,}",
-                    option, getattr(self.config, option), model, f"{min(sizes[0], limits[0]):,}")
-        return self.cut_item(item, tuple(map(min, sizes, limits)))
-
-    def cut_ids(self, ids: Sequence[int], size: int) -> list[int]:
-        """The first `size` ids; framed, the final <eos> stays (BERT's [SEP] ends every input)."""
-        if not self.framed:
-            return list(ids[:size])
-        return [*ids[:max(size - 1, 1)], ids[-1]]
-
-    def fit_positions(self, body: nn.Module) -> None:
-        """Lower the length limits to the model's position limit (`model.max_positions` of BERT
-        and the Transformer), so no example reaches past it; recurrent models read any length."""
-        limit = position_limit(body)
-        if limit != self.max_positions:  # anything encoded so far was cut to other limits
-            self.max_positions = limit
-            self._encoded.clear()
-            self._eval_batches.clear()
-        if limit is not None and any(getattr(self.config, o) > limit for o in self.length_options):
-            log.info("%s: examples are cut at the model's %d positions", self.limits_text(), limit)
 
     def memory_probe(self, probe_tokens: Sequence[int]) -> tuple[int, int, list[tuple[float, Any]]]:
         """For the memory guard (`rnnzoo.training.memory`): (the batch size of the longest training
@@ -433,12 +339,6 @@ def count_unseen(ids: Iterable[int], unseen: Sequence[str]) -> dict[str, int]:
     return counts
 
 
-def position_limit(body: nn.Module) -> int | None:
-    """`model.max_positions` of an attention model (BERT, the Transformer), else None."""
-    limit = getattr(body, "max_positions", None)
-    return limit if limit is not None else getattr(getattr(body, "config", None), "max_positions", None)
-
-
 def item_lengths(items: Sequence[Any]) -> np.ndarray:
     """(N,) lengths of the encoded examples' first field (the token ids), what buckets go by;
     from the offsets alone for memory-mapped examples."""
@@ -486,53 +386,6 @@ def masked_max(features: Tensor, mask: Tensor) -> Tensor:
     return features.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
 
 
-# --- embeddings ------------------------------------------------------------------------------
-class CharCNN(nn.Module):
-    """Character features of each word: embed, convolve, max over the word's characters.
-
-    Ma & Hovy (2016)'s character CNN (also Chiu & Nichols 2016): (B, T, C) char ids ->
-    (B, T, filters), so that unseen words still get features from their spelling.
-    """
-
-    def __init__(self, num_chars: int, char_dim: int, filters: int, width: int = 3) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(num_chars, char_dim, padding_idx=0)
-        self.conv = nn.Conv1d(char_dim, filters, width, padding=width // 2)
-        self.output_size = filters
-
-    def forward(self, chars: Tensor) -> Tensor:
-        B, T, C = chars.shape
-        x = self.embed(chars.reshape(B * T, C)).transpose(1, 2)  # (B*T, D, C)
-        h = self.conv(x)[..., :C]  # (B*T, F, C)
-        real = (chars.reshape(B * T, 1, C) != 0)  # (B*T, 1, C)
-        h = h.masked_fill(~real, float("-inf")).amax(2)  # (B*T, F)
-        return h.masked_fill(~real.any(2), 0.0).reshape(B, T, -1)  # (B, T, F); pads -> 0
-
-
 def reads_token_ids(body: nn.Module) -> bool:
     """Whether a model embeds token ids itself (trait token_input) rather than read the task's vectors."""
-    return bool(getattr(body, "token_input", False))
-
-
-class TokenIds(nn.Module):
-    """The input layer of a model that embeds tokens itself: the batch's ids (B, T), untouched."""
-
-    def forward(self, batch: TextBatch) -> Tensor:
-        return batch.inputs  # (B, T) long
-
-
-class TextEmbedding(nn.Module):
-    """Word embeddings, optionally concatenated with character features, then dropout."""
-
-    def __init__(self, vocab_size: int, dim: int, dropout: float, chars: CharCNN | None = None) -> None:
-        super().__init__()
-        self.words = nn.Embedding(vocab_size, dim, padding_idx=0)
-        self.chars = chars
-        self.dropout = nn.Dropout(dropout)
-        self.output_size = dim + (chars.output_size if chars is not None else 0)
-
-    def forward(self, batch: TextBatch) -> Tensor:
-        x = self.words(batch.inputs)  # (B, T, D)
-        if self.chars is not None:
-            x = torch.cat([x, self.chars(batch.chars)], dim=-1)  # (B, T, D + F)
-        return self.dropout(x)
+    return "token_input" in traits_of(body)

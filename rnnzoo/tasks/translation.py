@@ -24,7 +24,6 @@ validation sentences, their translations and attention heatmaps go to TensorBoar
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -38,6 +37,7 @@ from ..errors import RnnzooError
 from ..metrics import translation_scores
 from ..registry import DATASETS, TASKS, help_field
 from .base import StepOutput, add_stats, float_stats
+from .batch import DataclassBatch
 from .text import TextDataConfig, TextTask
 
 MONITORS = {"bleu": "max", "chrf": "max", "exact": "max", "accuracy": "max", "loss": "min"}
@@ -75,10 +75,12 @@ class TranslationConfig(TextDataConfig):
 
 
 @dataclass
-class TranslationBatch:
+class TranslationBatch(DataclassBatch):
     """source (B, S) ids, 0 at pads; source_lengths (B,) on the CPU; target_in (B, T) = <bos> y_1..;
     target_out (B, T) = y_1 .. <eos>; mask (B, T) the real target tokens; references: the raw
-    target sentences (for BLEU)."""
+    target sentences (for BLEU). A `Batch` (rnnzoo.tasks.batch)."""
+
+    cpu_fields = frozenset({"source_lengths"})
 
     source: Tensor
     source_lengths: Tensor
@@ -86,12 +88,6 @@ class TranslationBatch:
     target_out: Tensor
     mask: Tensor
     references: list[str]
-
-    def to(self, device: torch.device, non_blocking: bool = False) -> "TranslationBatch":
-        moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for name in ("source", "target_in", "target_out", "mask"):
-            moved[name] = moved[name].to(device, non_blocking=non_blocking)
-        return TranslationBatch(**moved)
 
     @property
     def num_tokens(self) -> int:
@@ -101,10 +97,6 @@ class TranslationBatch:
         if size is not None:
             raise RnnzooError("translation trains on whole sentence pairs: set trainer.tbptt_steps=null")
         return [self]
-
-    def pin_memory(self) -> "TranslationBatch":
-        return dataclasses.replace(self, source=self.source.pin_memory(), target_in=self.target_in.pin_memory(),
-                                   target_out=self.target_out.pin_memory(), mask=self.mask.pin_memory())
 
 
 @TASKS.register("translation", config=TranslationConfig,

@@ -33,10 +33,28 @@ from typing import Any
 
 import torch
 
+from .. import __version__
 from ..errors import CheckpointError
 
 FORMAT_VERSION = 1
 FORMAT_KEY = "rnnzoo_format"
+
+
+def checkpoint_payload(*, run_config: dict[str, Any], model: torch.nn.Module, task_state: dict[str, Any],
+                       step: int, epoch: int, batch_in_epoch: int, best_metric: float | None,
+                       history: list[list[float]] | None = None, optimizer: dict[str, Any] | None = None,
+                       scheduler: dict[str, Any] | None = None, scaler: dict[str, Any] | None = None,
+                       carry_state: Any = None, ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The checkpoint's contents (see the module docstring), the one place they are written out:
+    the gradient trainer and the Hebbian one both save what this returns. `model` is unwrapped
+    from DDP / torch.compile here; the RNG state is this process's, read now."""
+    return {
+        "rnnzoo": __version__, "torch": str(torch.__version__), "config": run_config,
+        "model": unwrap_model(model).state_dict(), "optimizer": optimizer, "scheduler": scheduler,
+        "scaler": scaler, "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+        "best_metric": best_metric, "history": history or [], "task": task_state, "rng": rng_state(),
+        "carry_state": carry_state, "ranks": ranks,
+    }
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:

@@ -192,9 +192,10 @@ class TaskStep(nn.Module):
 def shard_rows(batch: Any, rank: int, world_size: int) -> Any:
     """Rank `rank`'s contiguous share of a batch: rows rank·B/N up to (rank+1)·B/N.
 
-    Every batch type here (SequenceBatch, TextBatch, TranslationBatch) is a dataclass whose
-    tensors and lists are batch first, so the share is each of them sliced on dim 0. A batch
-    type of another shape says how to share it with a method `shard(rank, world_size)`.
+    The rule of the batch contract (rnnzoo.tasks.batch): every batch type here (SequenceBatch,
+    TextBatch, TranslationBatch) is a dataclass whose tensors and lists are batch first, so the
+    share is each of them sliced on dim 0. A batch type of another shape says how to share it
+    with a method `shard(rank, world_size)`.
     """
     own = getattr(batch, "shard", None)
     if own is not None:

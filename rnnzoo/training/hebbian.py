@@ -3,8 +3,8 @@
 A Hopfield network learns by storing its patterns (Hebbian or Storkey outer products in the
 classic network, the patterns themselves in a modern one), so there is no loop, optimizer,
 schedule or learning rate here; of the `trainer.*` options only `device` applies. A task
-whose networks learn this way returns this trainer from `Task.make_trainer` and provides
-`memories()` (what to store) and `evaluate(network, split, device)` (the function
+whose networks learn this way names it (`trainer = "hebbian"`, see rnnzoo.training.trainers)
+and provides `memories()` (what to store) and `evaluate(network, split, device)` (the function
 `rnnzoo eval` runs too, so eval reproduces the run's test metrics).
 
 The run folder is the gradient trainer's: `checkpoints/last.pt` and `best.pt` (the same
@@ -21,10 +21,7 @@ import logging
 import time
 from pathlib import Path
 
-import torch
-
-from .. import __version__
-from .checkpoint import load_checkpoint_file, load_weights, rng_state, save_checkpoint, unwrap_model
+from .checkpoint import checkpoint_payload, load_checkpoint_file, load_weights, save_checkpoint, unwrap_model
 from .logger import RunLogger
 from .run_folder import write_metrics
 from .trainer import RunTrainer, format_metrics
@@ -73,10 +70,6 @@ class HebbianTrainer(RunTrainer):
             logger.close()
 
     def save(self, name: str, best: float) -> Path:
-        payload = {
-            "rnnzoo": __version__, "torch": str(torch.__version__), "config": self.run_config,
-            "model": unwrap_model(self.network).state_dict(), "optimizer": None, "scheduler": None,
-            "scaler": None, "step": STEPS, "epoch": 1, "batch_in_epoch": 0, "best_metric": best,
-            "history": [], "task": self.task.state_dict(), "rng": rng_state(), "carry_state": None,
-        }
+        payload = checkpoint_payload(run_config=self.run_config, model=self.network, task_state=self.task.state_dict(),
+                                     step=STEPS, epoch=1, batch_in_epoch=0, best_metric=best)
         return save_checkpoint(payload, self.checkpoint_dir / name)

@@ -30,13 +30,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..errors import RnnzooError
 from ..nn.recurrent import RecurrentEncoder, State
 from ..tasks.base import StepOutput, Task, add_stats, seeded_generator
-from .checkpoint import load_checkpoint_file, load_weights, move_state, rng_state, save_checkpoint, set_rng_state
+from ..tasks.batch import Batch
+from .checkpoint import (checkpoint_payload, load_checkpoint_file, load_weights, move_state, rng_state,
+                         save_checkpoint, set_rng_state)
 from .compile import compiled_for_training
 from .config import TrainerConfig
+from .device import resolve_device
 from .diagnostics import GradientProbe
 from .distributed import Distributed, TaskStep
 from .logger import NullLogger, RunLogger, seconds_since_start
@@ -63,24 +65,6 @@ class RunDiverged(TrainingError):
     def __init__(self, message: str, metrics: dict[str, Any]) -> None:
         super().__init__(message)
         self.metrics = metrics
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA, then MPS, then the CPU; an unavailable device is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise RnnzooError(f"trainer.device={name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RnnzooError(f"trainer.device={name} but CUDA is not available here; use trainer.device=cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise RnnzooError(f"trainer.device={name} but only {torch.cuda.device_count()} CUDA device(s) exist")
-    return device
 
 
 @dataclass
@@ -239,7 +223,7 @@ class Trainer(RunTrainer):
     def _crossed(self, before: int, every: int) -> bool:
         return self.progress.step // every > before // every
 
-    def _train_batch(self, batch: Any) -> None:
+    def _train_batch(self, batch: Batch) -> None:
         if not self.network.training:  # back from an evaluation; train() walks every module (~2% of a
             self.network.train()       # small Transformer's step), so not at every batch
         batch = self._to_device(self.dist.shard(batch))
@@ -249,15 +233,13 @@ class Trainer(RunTrainer):
         if self.task.streams_state:
             self.carry = state
 
-    def _to_device(self, batch: Any) -> Any:
-        """On CUDA the copy is asynchronous, from pinned memory where the batch can pin itself."""
+    def _to_device(self, batch: Batch) -> Batch:
+        """On CUDA the copy is asynchronous, from pinned memory (see rnnzoo.tasks.batch)."""
         if self.device.type != "cuda":
             return batch.to(self.device)
-        if hasattr(batch, "pin_memory"):
-            batch = batch.pin_memory()
-        return batch.to(self.device, non_blocking=True)
+        return batch.pin_memory().to(self.device, non_blocking=True)
 
-    def _train_window(self, window: Any, state: State | None) -> State | None:
+    def _train_window(self, window: Batch, state: State | None) -> State | None:
         """Forward, backward and, every `accumulate` windows, an optimizer step; the state to carry."""
         closing = (self._window_count + 1) % self.config.accumulate == 0
         with self._gradient_sync(closing):
@@ -403,14 +385,12 @@ class Trainer(RunTrainer):
         if self.dist.enabled:
             ranks = self.dist.gather({"rng": rng_state(), "carry": move_state(self.carry, "cpu")}) if collective else []
         p = self.progress
-        payload = {
-            "rnnzoo": __version__, "torch": str(torch.__version__), "config": self.run_config,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.precision.state_dict(),
-            "step": p.step, "epoch": p.epoch, "batch_in_epoch": p.batch_in_epoch, "best_metric": p.best,
-            "history": [list(h) for h in p.history], "task": self.task.state_dict(),
-            "rng": rng_state(), "carry_state": None if self.dist.enabled else self.carry, "ranks": ranks,
-        }
+        payload = checkpoint_payload(
+            run_config=self.run_config, model=self.model, task_state=self.task.state_dict(), step=p.step,
+            epoch=p.epoch, batch_in_epoch=p.batch_in_epoch, best_metric=p.best,
+            history=[list(h) for h in p.history], optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(), scaler=self.precision.state_dict(),
+            carry_state=None if self.dist.enabled else self.carry, ranks=ranks)
         paths = [self.checkpoint_dir / name for name in names]
         if self.dist.is_main:
             for path in paths:
