@@ -83,9 +83,9 @@ def _fail(error: Exception) -> None:
 def _check_group_choices(overrides: list[str]) -> None:
     """`model=lstmm` fails here with close matches, before Hydra composes anything.
 
-    A YAML preset of the group is a choice too (`model=bert_mini`: configs/model/bert_mini.yaml
-    starts from bert_schema, so it configures the registered model bert at another size);
-    which entry it configures is checked with the composed config, by name."""
+    A choice is a registered name (stored as its group option, no YAML needed), a registered
+    variant (`model=bert_mini`: bert at another size) or a YAML config of the group
+    (`model=bert_pretrained`); which entry it configures is checked with the composed config."""
     from .config import GROUPS, group_choices, register_schemas
 
     register_schemas()
@@ -93,12 +93,8 @@ def _check_group_choices(overrides: list[str]) -> None:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
         if key in GROUPS and value and "," not in value:  # a sweep (a,b) is Hydra's to expand
-            registry = GROUPS[key]
-            if value in group_choices(key):
-                continue
-            if value not in registry:
-                raise RnnzooError(registry.unknown_message(value))
-            raise RnnzooError(f"{key} '{value}' is registered but has no configs/{key}/{value}.yaml")
+            if value not in group_choices(key):
+                raise RnnzooError(GROUPS[key].unknown_message(value))
 
 
 def _run_hydra(verb: str, overrides: list[str]) -> None:

@@ -1,24 +1,29 @@
 """Where the configs live, and how Hydra learns the registries' typed configs.
 
 Each registered model, task and dataset has a config dataclass. At start-up we store it in
-Hydra's ConfigStore as `<group>/<name>_schema` (with a `name` field holding the registry
-key), and `configs/<group>/<name>.yaml` starts from it:
+Hydra's ConfigStore as the group option `<group>/<name>` (with a `name` field holding the
+registry key), so `model=lstm` needs no YAML file; a registered variant (`model=bert_mini`,
+see Registry.register_variant) is stored the same way, from its base's config at the variant's
+defaults, named as its base. The trainer's is `trainer/default`.
+
+So every option exists with its type and default: `model.num_layers=2` works,
+`model.num_layer=2` is an error naming the key, and `model.hidden_size=big` is an error naming
+the key and the type.
+
+A YAML file `configs/<group>/<name>.yaml` takes the place of the stored option where it says
+more than the dataclass: a task's default dataset (configs/task/translation.yaml). It starts
+from the same config stored as `<name>_schema`:
 
     defaults:
-      - lstm_schema
+      - /task/translation_schema@task
+      - override /dataset: dates
       - _self_
-    hidden_size: 128
-
-So every option exists with its type and default even when the YAML file does not list it:
-`model.num_layers=2` works, `model.num_layer=2` is an error naming the key, and
-`model.hidden_size=big` is an error naming the key and the type.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -52,20 +57,38 @@ def schema_with_name(name: str, config: type | None) -> type:
                                       bases=bases)
 
 
-@cache
+_STORED: dict[tuple[str, str], type | None] = {}  # what the ConfigStore holds, by (group, option)
+
+
 def register_schemas() -> None:
-    """Store every registered config in Hydra's ConfigStore (once per process)."""
+    """Store every registered config and variant in Hydra's ConfigStore: those registered since
+    the last call (a model registered at run time, say) or registered anew."""
     load_registries()
-    store = ConfigStore.instance()
+    wanted = {("trainer", "trainer_schema"): TrainerConfig, ("trainer", "default"): TrainerConfig}
     for group, registry in GROUPS.items():
-        for entry in registry:
-            store.store(group=group, name=f"{entry.name}_schema", node=schema_with_name(entry.name, entry.config))
-    store.store(group="trainer", name="trainer_schema", node=TrainerConfig)
+        files = set(yaml_choices(group))
+        for name, entry in [*((e.name, e) for e in registry), *registry.variants().items()]:
+            wanted[group, f"{name}_schema"] = entry
+            if name not in files:  # a YAML file of the name takes its place (Hydra would warn of both)
+                wanted[group, name] = entry
+    store = ConfigStore.instance()
+    for (group, name), entry in wanted.items():
+        config = entry if entry is TrainerConfig else entry.config
+        if _STORED.get((group, name), False) is not config:
+            node = config if entry is TrainerConfig else schema_with_name(entry.name, entry.config)
+            store.store(group=group, name=name, node=node)
+            _STORED[group, name] = config
+
+
+def yaml_choices(group: str) -> list[str]:
+    """The YAML configs of a group, by name."""
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 
 
 def group_choices(group: str) -> list[str]:
-    """The YAML configs of a group, by name (what `model=NAME` may say)."""
-    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+    """What `model=NAME` (task=, dataset=) may say: registered names, variants, YAML configs."""
+    registry = GROUPS[group]
+    return sorted({*registry.names(), *registry.variants(), *yaml_choices(group)})
 
 
 def compose_train(overrides: Sequence[str], name: str = "train") -> DictConfig:

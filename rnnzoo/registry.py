@@ -25,7 +25,7 @@ import difflib
 import fnmatch
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar, get_type_hints
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -167,11 +167,18 @@ def help_text(config: type) -> list[tuple[str, str, Any, str]]:
 
 
 class Registry(Generic[T]):
-    """Named objects of one kind ("model", "task", "dataset")."""
+    """Named objects of one kind ("model", "task", "dataset"), and named variants of them.
+
+    A variant is one entry at other defaults (timm's `create_model("vit_tiny_patch16_224")`,
+    fairseq's `register_model_architecture`): `MODELS.register_variant("bert_mini", "bert",
+    hidden_size=256, ...)` beside the model makes `create_model("bert_mini")` and `model=bert_mini`
+    work. It builds and is saved as its base (`name` stays "bert"); `names()` and iteration list
+    entries only, `variants()` the variants."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        self._variants: dict[str, Entry[T]] = {}
 
     def register(self, name: str, *, config: type | None = None,
                  traits: set[str] | frozenset[str] = frozenset(),
@@ -181,8 +188,8 @@ class Registry(Generic[T]):
             raise TypeError(f"{self.kind} '{name}': config must be a dataclass, got {config!r}")
 
         def decorate(target: T) -> T:
-            if name in self._entries:
-                existing = self._entries[name].target
+            if name in self._entries or name in self._variants:
+                existing = self.entry(name).target
                 raise RnnzooError(f"{self.kind} '{name}' is already registered (by {existing!r})")
             doc = summary or _first_line(getattr(target, "__doc__", None))
             self._entries[name] = Entry(name, target, config, frozenset(traits), doc)
@@ -190,10 +197,34 @@ class Registry(Generic[T]):
 
         return decorate
 
+    def register_variant(self, name: str, base: str, *, summary: str = "", **defaults: Any) -> None:
+        """Register `name` as entry `base` with other defaults (checked against its config now)."""
+        if name in self._entries or name in self._variants:
+            raise RnnzooError(f"{self.kind} '{name}' is already registered (by {self.entry(name).target!r})")
+        entry = self.entry(base) if base not in self._variants else None
+        if entry is None or entry.config is None:
+            raise RnnzooError(f"{self.kind} variant '{name}': '{base}' is not an entry with options")
+        typed(entry.config, defaults, f"{self.kind} variant '{name}'")  # unknown keys, types, ranges
+        config = _with_defaults(entry.config, defaults, f"{name}_config")
+        self._variants[name] = Entry(base, entry.target, config, entry.traits, summary or f"{base} at other defaults")
+
+    def unregister(self, name: str) -> None:
+        """Forget entry or variant `name` (and an entry's variants): a test's throwaway registration."""
+        self.entry(name)
+        self._entries.pop(name, None)
+        self._variants.pop(name, None)
+        for variant in [v for v, e in self._variants.items() if e.name == name]:
+            del self._variants[variant]
+
+    def variants(self) -> dict[str, Entry[T]]:
+        """Variant name -> its entry (named as its base, with a config of the variant's defaults)."""
+        return dict(sorted(self._variants.items()))
+
     def entry(self, name: str) -> Entry[T]:
-        """The entry for `name`; an unknown name lists close matches and every choice."""
+        """The entry for `name` (a variant's: its base at the variant's defaults); an unknown name
+        lists close matches and every choice."""
         try:
-            return self._entries[name]
+            return self._entries[name] if name in self._entries else self._variants[name]
         except KeyError:
             raise RnnzooError(self.unknown_message(name)) from None
 
@@ -201,22 +232,36 @@ class Registry(Generic[T]):
         return self.entry(name).target
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(str(name), self._entries, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(str(name), [*self._entries, *self._variants], n=3, cutoff=0.5)
         hint = f"; did you mean: {', '.join(close)}?" if close else ""
-        return f"unknown {self.kind} '{name}'{hint} choices: {', '.join(self.names())}"
+        variants = f" (variants: {', '.join(self.variants())})" if self._variants else ""
+        return f"unknown {self.kind} '{name}'{hint} choices: {', '.join(self.names())}{variants}"
 
     def names(self, pattern: str = "*") -> list[str]:
         """Registered names matching a shell-style wildcard, sorted."""
         return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries or name in self._variants
 
     def __iter__(self) -> Iterator[Entry[T]]:
         return iter(self._entries[n] for n in self.names())
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _with_defaults(config: type, defaults: dict[str, Any], name: str) -> type:
+    """Dataclass `config` with other defaults for some fields (same types, help and ranges)."""
+    hints = get_type_hints(config)
+    changed = []
+    for old in dataclasses.fields(config):
+        if old.name in defaults:
+            value = defaults[old.name]
+            default = (dict(default_factory=lambda v=value: type(v)(v)) if isinstance(value, (list, dict, set))
+                       else dict(default=value))
+            changed.append((old.name, hints[old.name], field(metadata=old.metadata, **default)))
+    return dataclasses.make_dataclass(name, changed, bases=(config,))
 
 
 def _first_line(doc: str | None) -> str:

@@ -208,3 +208,11 @@ def init_bert_weights(module: nn.Module) -> None:
     if isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+# Turc et al. 2019's sizes, as named variants of bert (model=bert_mini, create_model("bert_mini")):
+# the same registered model at other defaults, so checkpoints and run folders say bert.
+MODELS.register_variant("bert_mini", "bert", hidden_size=256, num_layers=4, num_heads=4,
+                        summary="BERT-Mini (Turc et al. 2019: L=4, H=256, A=4)")
+MODELS.register_variant("bert_small", "bert", hidden_size=512, num_layers=4, num_heads=8,
+                        summary="BERT-Small (Turc et al. 2019: L=4, H=512, A=8)")
