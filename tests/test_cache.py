@@ -194,6 +194,16 @@ def test_a_changed_source_file_option_or_vocabulary_makes_a_new_entry(tmp_path, 
     assert recut.cache_entries["vocab"].built and len(recut.ids("train")) < len(edited.ids("train"))
 
 
+def test_a_validation_file_that_is_also_the_test_file_is_encoded_once(tmp_path, text_file):
+    valid = tmp_path / "v.txt"
+    valid.write_text(TEXT[:500])
+    task = build_task(generation(text_file, tmp_path / "cache", f"dataset.valid={valid}", f"dataset.test={valid}"))
+    task.prepare_splits()
+    assert task.cache_entries["val"].path == task.cache_entries["test"].path
+    assert task.cache_entries["val"].path.name.startswith("text_files-generation-v.txt-")
+    assert len(entries(tmp_path / "cache")) == 3  # vocabularies, train, v.txt
+
+
 def test_eval_and_resume_map_the_entries_training_wrote(tmp_path, text_file):
     cache = tmp_path / "cache"
     api.train(compose_config(generation(text_file, cache, "task.level=char")), tmp_path / "run")

@@ -125,7 +125,9 @@ def cached_split(task: Any, split: str, fill: Callable[[Path], dict[str, Any]], 
         report(task, split, folder, what(meta), read, started)
         return meta
 
-    return remember(task, split, cache.get(label(task, split), key, write, describe=f"the {split} split"))
+    part = split if key["split"].startswith("cut:") else Path(key["split"].removeprefix("file:")).name
+    # named by its file where it has one: a validation file that is also the test file is one entry
+    return remember(task, split, cache.get(label(task, part), key, write, describe=f"the {split} split"))
 
 
 def cached_stream(task: Any, split: str, write_ids: Callable[[ArrayFile, Callable[[int], None]], None],
