@@ -71,8 +71,10 @@ def cell(results: Mapping[str, Result], config: str, key: str, scale: float = 1.
 
 
 def recipe_value(recipe: str, key: str) -> Any:
-    """Setting `key` (dotted, e.g. 'task.delay') of configs/experiment/<recipe>.yaml."""
-    path = config_dir() / "experiment" / f"{recipe}.yaml"
+    """Setting `key` (dotted, e.g. 'task.delay') of configs/experiment/<recipe>.yaml, or of a
+    fragment the recipes share when named from the configs' root ('/shared/sst2_bert')."""
+    path = config_dir() / (recipe.lstrip("/") if recipe.startswith("/") else f"experiment/{recipe}")
+    path = path.with_name(path.name + ".yaml")
     absent = object()
     value = OmegaConf.select(OmegaConf.load(path), key, default=absent)
     if value is absent:

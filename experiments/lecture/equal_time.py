@@ -152,7 +152,7 @@ def report(results: Mapping[str, Result], figures: Path, quick: bool) -> Section
     budget = ("quick mode: 20 steps each, a smoke test of the pipeline, not the comparison" if quick else
               f"tinyshakespeare {TS_SECONDS} s each, Multi30k: {multi30k_budget(quick)}; SST-2: pretraining "
               f"{PRETRAIN_SECONDS // 60} minutes, then the same "
-              f"{recipe_value('sst2_bert_common', 'trainer.max_steps'):,} steps per fine-tuning or scratch run "
+              f"{recipe_value('/shared/sst2_bert', 'trainer.max_steps'):,} steps per fine-tuning or scratch run "
               f"(their recipes' schedule, under a cap of {FINETUNE_SECONDS} s)")
     setup = ("Equal wall time (tinyshakespeare, Multi30k) means the same `trainer.max_time` and no step limit "
              "(`trainer.max_steps=null`: tinyshakespeare's cosine schedules then stay at their peak after the "
