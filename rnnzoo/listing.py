@@ -6,17 +6,16 @@ import dataclasses
 
 import numpy as np
 
-from .api import _load_registries
 from .errors import RnnzooError
 from .models.traits import Fit, find_fit, model_traits
-from .registry import DATASETS, MODELS, TASKS, help_text, range_text
+from .registry import DATASETS, MODELS, TASKS, help_text, load_registries, range_text
 from .training.config import TrainerConfig
 
 REGISTRIES = {"model": MODELS, "task": TASKS, "dataset": DATASETS}
 
 
 def print_listing(args: list[str]) -> None:
-    _load_registries()
+    load_registries()
     if not args:
         print(overview())
         return

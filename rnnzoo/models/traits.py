@@ -41,6 +41,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import IncompatibleError
 from ..registry import MODELS, TASKS
 
 log = logging.getLogger("rnnzoo")
@@ -70,6 +71,37 @@ def model_traits(name: str, config: Any = None) -> frozenset[str]:
         config = entry.config()
     dynamic = getattr(entry.target, "traits", None)
     return frozenset(dynamic(config)) if callable(dynamic) else entry.traits
+
+
+def misfits(task_name: str, traits: frozenset[str], requires: frozenset[str] | None = None) -> list[str]:
+    """Why a model with `traits` cannot serve the task, one phrase per reason; [] when it fits.
+
+    `requires`: the task instance's needs where they differ from its class's (see check_compatible)."""
+    task = TASKS.get(task_name)
+    needs = task.requires if requires is None else requires
+    why = [f"it must be {trait} ({TRAIT_HELP.get(trait, trait)}), and this configuration is not"
+           for trait in sorted(needs - traits)]
+    why += [f"it {TRAIT_HELP.get(trait, trait)} ({trait}), which this task cannot feed it"
+            for trait in sorted((traits & INPUT_TRAITS) - task.accepts)]
+    return why
+
+
+def models_fitting(task_name: str) -> list[str]:
+    """Models whose default configs have every trait the task needs, and read what it can feed."""
+    return [name for name in MODELS.names() if not misfits(task_name, model_traits(name))]
+
+
+def check_compatible(task_name: str, model_name: str, model_config: Any,
+                     requires: frozenset[str] | None = None) -> None:
+    """Fail before any work when the model lacks a trait the task needs, saying which fit.
+
+    `requires`: what this task instance needs, where its config adds to the class's needs
+    (generation with sampling=streams also needs a stateful model)."""
+    why = misfits(task_name, model_traits(model_name, model_config), requires)
+    if why:
+        fitting = ", ".join(models_fitting(task_name) + fitting_with_options(task_name)) or "none yet"
+        raise IncompatibleError(f"model '{model_name}' cannot serve task '{task_name}': {'; '.join(why)}. "
+                                f"Models that fit: {fitting}")
 
 
 def traits_of(model: Any) -> frozenset[str]:

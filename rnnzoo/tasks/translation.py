@@ -232,21 +232,25 @@ class TranslationTask(TextTask):
         return metrics
 
     # --- decoding ---------------------------------------------------------------------------
-    def decode(self, network: nn.Module, source: Tensor, source_lengths: Tensor, beam_size: int | None = None
-               ) -> Hypotheses:
-        """Translations of a padded source batch: greedy when the beam is 1, beam search otherwise."""
+    def decode(self, network: nn.Module, source: Tensor, source_lengths: Tensor, beam_size: int | None = None,
+               length_penalty: float | None = None) -> Hypotheses:
+        """Translations of a padded source batch: greedy when the beam is 1, beam search otherwise
+        (`beam_size`, `length_penalty`: the task config's where None)."""
         c, s = self.config, self.specials
         beam = beam_size or c.beam_size
+        penalty = c.length_penalty if length_penalty is None else length_penalty
         max_lengths = max_target_lengths(source_lengths, c.max_length_ratio, c.max_length_offset,
                                          self.length_limits()[1])
         banned = (s[PAD], s[BOS], s[MASK])
         if beam == 1:
             return greedy_search(network, source, source_lengths, max_lengths, s[BOS], s[EOS], banned)
         return beam_search(network, source, source_lengths, max_lengths, s[BOS], s[EOS], beam,
-                           c.length_penalty, banned)
+                           penalty, banned)
 
     @torch.no_grad()
-    def evaluate(self, network: nn.Module, split: str, device: torch.device) -> dict[str, float]:
+    def evaluate(self, network: nn.Module, split: str, device: torch.device, beam_size: int | None = None
+                 ) -> dict[str, float]:
+        """Loss, accuracy and the scores of the split's translations (`beam_size`: the config's where None)."""
         was_training = network.training
         network.eval()
         totals: dict[str, Any] = {}
@@ -256,7 +260,7 @@ class TranslationTask(TextTask):
             batch = batch.to(device)
             add_stats(totals, self.step(network, batch, None).stats)
             if budget is None or len(references) < budget:
-                found = self.decode(network, batch.source, batch.source_lengths)
+                found = self.decode(network, batch.source, batch.source_lengths, beam_size)
                 hypotheses += [self.tokenizer.decode(t) for t in found.tokens]
                 references += batch.references
         network.train(was_training)
@@ -277,15 +281,16 @@ class TranslationTask(TextTask):
 
     # --- rnnzoo translate / predict ---------------------------------------------------------
     def translate(self, network: nn.Module, lines: Iterable[str], device: torch.device, beam_size: int | None = None,
-                  alignment: bool = False) -> Iterator[str]:
+                  alignment: bool = False, length_penalty: float | None = None) -> Iterator[str]:
         """A translation per input line (an empty line gives an empty line); with `alignment`,
-        each output token follows on its own line with the source token it attends to most."""
+        each output token follows on its own line with the source token it attends to most.
+        `beam_size`, `length_penalty`: the task config's where None."""
         network.eval()
 
         def translate_batch(batch_lines: list[str]) -> list[str]:
             items = [self.cut_input(self.encode(ParallelPair(line, ""))) for line in batch_lines]
             batch = self.collate(items).to(device)
-            found = self.decode(network, batch.source, batch.source_lengths, beam_size)
+            found = self.decode(network, batch.source, batch.source_lengths, beam_size, length_penalty)
             return [self.render(tokens, source, found.attention[i] if alignment and found.attention else None)
                     for i, (tokens, (source, _, _)) in enumerate(zip(found.tokens, items))]
 
