@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,44 +34,49 @@ from .errors import RnnzooError
 
 log = logging.getLogger("rnnzoo")
 
-USAGE = """usage: rnnzoo VERB [OVERRIDES...]
-
-verbs:
-  train   train a model on a task        rnnzoo train model=lstm task=copy trainer.max_steps=500
-  prepare tokenize a run's data once     rnnzoo prepare task=generation dataset=text_files dataset.train=BIG.txt
-  eval    evaluate a saved checkpoint    rnnzoo eval checkpoint=outputs/.../checkpoints/best.pt split=test
-  predict tags/labels/answers per line   rnnzoo predict checkpoint=PATH input=lines.txt   (or stdin)
-  sample  stream generated text          rnnzoo sample checkpoint=PATH prompt="ROMEO:" max_new_tokens=500
-  translate  translate lines             rnnzoo translate checkpoint=PATH input=source.txt beam_size=5 [alignment=true]
-  list    what can be trained            rnnzoo list   |   rnnzoo list model=lstm (its options)   |   rnnzoo list cache
-
-Overrides are Hydra's: key=value, group=choice, --multirun a=1,2, --cfg job, hydra.run.dir=DIR.
+USAGE_NOTES = """Overrides are Hydra's: key=value, group=choice, --multirun a=1,2, --cfg job, hydra.run.dir=DIR.
 `rnnzoo VERB --help` shows the config groups and the composed config of that verb.
 """
 
 USER_ERROR = 2  # the exit status of every mistake the user can fix, Hydra's own (bad override syntax, unknown key) too
 
-VERBS = {"train": "train", "prepare": "prepare", "eval": "eval", "predict": "predict", "sample": "sample",
-         "translate": "translate"}
+
+@dataclass(frozen=True)
+class Verb:
+    """One `rnnzoo VERB`: the Hydra config it composes (configs/<config>.yaml; None: the verb
+    reads its arguments itself), the job that runs it, and its line of the usage text. The
+    table, VERBS, closes this module, after the jobs it names."""
+
+    config: str | None
+    job: Callable[[Any], None]
+    help: str
+    example: str
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(usage())
         return
-    verb, rest = argv[0], argv[1:]
+    name, rest = argv[0], argv[1:]
     try:
-        if verb == "list":
-            from .listing import print_listing
-            print_listing(rest)
-        elif verb in VERBS:
-            _check_group_choices(rest)
-            _run_hydra(verb, rest)
+        verb = VERBS.get(name)
+        if verb is None:
+            raise RnnzooError(f"unknown verb '{name}'; choices: {', '.join(VERBS)} (rnnzoo --help)")
+        if verb.config is None:
+            verb.job(rest)
         else:
-            raise RnnzooError(f"unknown verb '{verb}'; choices: {', '.join([*VERBS, 'list'])} (rnnzoo --help)")
+            _check_group_choices(rest)
+            _run_hydra(name, rest)
     except RnnzooError as error:
         _fail(error)
+
+
+def usage() -> str:
+    """`rnnzoo --help`: one line per verb of the table, then how overrides work."""
+    width = max(map(len, VERBS))
+    lines = [f"  {name:<{width}}  {verb.help:<30} {verb.example}" for name, verb in VERBS.items()]
+    return "\n".join(["usage: rnnzoo VERB [OVERRIDES...]", "", "verbs:", *lines, "", USAGE_NOTES])
 
 
 def _fail(error: Exception) -> None:
@@ -104,8 +110,7 @@ def _run_hydra(verb: str, overrides: list[str]) -> None:
 
     from .config import config_dir
 
-    job = _guarded({"train": _train_job, "prepare": _prepare_job, "eval": _eval_job, "predict": _predict_job,
-                    "sample": _sample_job, "translate": _translate_job}[verb])
+    job = _guarded(VERBS[verb].job)
     if verb == "train":
         from .training.distributed import hydra_overrides_for_rank
         overrides = hydra_overrides_for_rank(overrides)
@@ -113,7 +118,7 @@ def _run_hydra(verb: str, overrides: list[str]) -> None:
     own_errors = "HYDRA_FULL_ERROR" not in os.environ  # else the user asked for Hydra's tracebacks
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors to us instead of exiting 1
     try:
-        hydra.main(config_path=str(config_dir()), config_name=VERBS[verb], version_base="1.3")(job)()
+        hydra.main(config_path=str(config_dir()), config_name=VERBS[verb].config, version_base="1.3")(job)()
     except (HydraException, OmegaConfBaseException) as error:
         if _JOB.started or not own_errors:
             raise
@@ -180,12 +185,13 @@ class RunFolderCheck(Callback):
         HydraConfig.instance().set_config(config)  # for ${hydra:...} in hydra.run.dir
         folder = Path(str(config.hydra.run.dir))
         try:
-            from .api import check_run_options
+            from .run_config import check_run_options
             check_run_options(config)  # overwrite=maybe must not pass as true here
             check_free(folder, config.get("resume"), bool(config.get("overwrite", False)))
             check_writable(folder)
             if config.get("resume") is not None:  # a refused resume into its own folder leaves it as it was
-                from .api import plain, resumed
+                from .run_config import plain
+                from .training.setup import resumed
                 job = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
                 resumed(plain(job), config.hydra.overrides.task)
         except RnnzooError as error:
@@ -227,8 +233,8 @@ def _launch(devices: int, cfg: DictConfig, run_dir: str) -> None:
     """This run again as `devices` torchrun workers, writing into this run's folder."""
     from hydra.core.hydra_config import HydraConfig
 
+    from .training.device import resolve_device
     from .training.distributed import launch
-    from .training.trainer import resolve_device
 
     overrides = HydraConfig.get().overrides
     own = [o for o in overrides.hydra if o.partition("=")[0] not in ("hydra.run.dir", "hydra.mode")
@@ -308,3 +314,28 @@ def _table(metrics: dict[str, float]) -> str:
     width = max(len(k) for k in metrics)
     return "\n".join(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}"
                      for k, v in metrics.items())
+
+
+def _list_job(args: list[str]) -> None:
+    """`rnnzoo list ...` reads its own arguments: it composes no config."""
+    from .listing import print_listing
+    print_listing(args)
+
+
+# --- the verb table: what `rnnzoo VERB` runs, and its line of `rnnzoo --help` -------------------
+VERBS: dict[str, Verb] = {
+    "train": Verb("train", _train_job, "train a model on a task",
+                  "rnnzoo train model=lstm task=copy trainer.max_steps=500"),
+    "prepare": Verb("prepare", _prepare_job, "tokenize a run's data once",
+                    "rnnzoo prepare task=generation dataset=text_files dataset.train=BIG.txt"),
+    "eval": Verb("eval", _eval_job, "evaluate a saved checkpoint",
+                 "rnnzoo eval checkpoint=outputs/.../checkpoints/best.pt split=test"),
+    "predict": Verb("predict", _predict_job, "tags/labels/answers per line",
+                    "rnnzoo predict checkpoint=PATH input=lines.txt   (or stdin)"),
+    "sample": Verb("sample", _sample_job, "stream generated text",
+                   'rnnzoo sample checkpoint=PATH prompt="ROMEO:" max_new_tokens=500'),
+    "translate": Verb("translate", _translate_job, "translate lines",
+                      "rnnzoo translate checkpoint=PATH input=source.txt beam_size=5 [alignment=true]"),
+    "list": Verb(None, _list_job, "what can be trained",
+                 "rnnzoo list   |   rnnzoo list model=lstm (its options)   |   rnnzoo list cache"),
+}
