@@ -57,11 +57,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnzoo.api import list_models
+from rnnzoo.errors import RnnzooError
 from rnnzoo.models.traits import model_traits
 from rnnzoo.nn.recurrent import RecurrentEncoder
 from rnnzoo.registry import MODELS, Entry
 from rnnzoo.timing import (CELLS, Candidate, cell_loop, cpu_name, forward_flops, load_average,
                            matmul_candidates, measure)
+from rnnzoo.training.device import resolve_device
 
 DEVICES = ("cpu", "cuda", "auto")
 MiB = 2 ** 20
@@ -138,17 +140,15 @@ class Row:
 
 # --- the device -------------------------------------------------------------------------
 
-def resolve_device(name: str) -> torch.device:
-    """cpu, cuda, or auto (CUDA where there is one); a one-line SystemExit otherwise."""
+def bench_device(name: str) -> torch.device:
+    """cpu, cuda, or auto (rnnzoo's `resolve_device`); a one-line SystemExit otherwise."""
     choices = ", ".join(DEVICES)
     if name not in DEVICES:
         raise SystemExit(f"bench.py: unknown --device {name!r}; choices: {choices}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"bench.py: --device cuda, but CUDA is not available here (torch {torch.__version__}); "
-                         f"choices: {choices}")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        return resolve_device(name, "--device")
+    except RnnzooError as error:
+        raise SystemExit(f"bench.py: {error} (torch {torch.__version__}); choices: {choices}") from None
 
 
 def device_name(device: torch.device) -> str:
@@ -606,7 +606,7 @@ def main(argv: list[str] | None = None) -> str:
     """Run the benchmark; print the report, write it to --out unless '-'; return it."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    device = resolve_device(args.device)
+    device = bench_device(args.device)
     torch.set_num_threads(args.threads)
     list_models()  # registers every model
     plan = QUICK if args.quick else FULL

@@ -283,7 +283,8 @@ def test_jordan_three_steps_by_hand():
 
 
 def test_jordan_equations_with_tanh_units():
-    model = build("jordan", num_layers=1, state_decay=0.3).eval()  # f = g = tanh (defaults)
+    model = build("jordan", num_layers=1, state_decay=0.3, nonlinearity="tanh",
+                  output_nonlinearity="tanh").eval()  # f = g = tanh
     p = {n: t.detach() for n, t in model.named_parameters()}
     x = torch.randn(2, 3, INPUT)
     s0 = torch.randn(1, 2, SMALL["output_size"])
