@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # any torch >= 2.2 works (pyproject.toml).
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test test-slow bench bench-data reproduce reproduce-quick tensorboard clean
+.PHONY: install demo test test-slow lint bench bench-data reproduce reproduce-quick tensorboard clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test:
 test-slow:
 	$(BIN)/python -m pytest -q -m slow
 
+# ruff's lint rules (pyproject.toml [tool.ruff]): pycodestyle, pyflakes, import order
+lint:
+	$(BIN)/ruff check .
+
 # Every registered model at two sizes (docs/bench.md), then the trainer's overhead over a bare
 # PyTorch loop, which bench.py does not measure. scripts/bench_cells.py (reference loops vs
 # kernels, docs/bench_cells.md) runs on its own: bench.py has its twin ratios and matmul shares.
@@ -35,9 +39,11 @@ bench:
 	$(BIN)/python scripts/bench_trainer.py
 
 # What a corpus's size costs (issue 15): token-cache preparation, time to the first training step
-# and peak memory on 1 to 1,000 MB corpora (docs/bench_data.md; corpora and caches in /tmp).
+# and peak memory on 1 to 1,000 MB corpora (docs/bench_data.md; corpora and caches in /tmp); then
+# subword tokenizing against HF's encode_batch, interleaved block by block in one process.
 bench-data:
 	$(BIN)/python scripts/bench_data.py --out docs/bench_data.md
+	$(BIN)/python -m scripts.bench_tokenize --corpus /tmp/rnnzoo_bench_data/corpus_100MB.txt --out docs/bench_data.md
 
 # The lecture as experiments: every run, then docs/results.md and its plots (hours: see docs/results.md).
 # Finished runs are kept in outputs/reproduce/ and not trained again, so an interrupted run resumes.

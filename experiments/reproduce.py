@@ -8,7 +8,8 @@ From the checkout's root:
 
 Runs land in outputs/reproduce/<full|quick>/<experiment>/<run>/; a run whose metrics.json is
 there (same command, and the config it composes unchanged) is not trained again, so an
-interrupted reproduction resumes where it stopped, and an edited recipe retrains its runs. The page, and its figures in <page dir>/results/, are written at the end.
+interrupted reproduction resumes where it stopped, and an edited recipe retrains its runs. The page,
+and its figures in <page dir>/results/, are written at the end.
 """
 
 from __future__ import annotations

@@ -61,8 +61,7 @@ from rnnzoo.errors import RnnzooError
 from rnnzoo.models.traits import model_traits
 from rnnzoo.nn.recurrent import RecurrentEncoder
 from rnnzoo.registry import MODELS, Entry
-from rnnzoo.timing import (CELLS, Candidate, cell_loop, cpu_name, forward_flops, load_average,
-                           matmul_candidates, measure)
+from rnnzoo.timing import CELLS, Candidate, cell_loop, cpu_name, forward_flops, load_average, matmul_candidates, measure
 from rnnzoo.training.device import resolve_device
 
 DEVICES = ("cpu", "cuda", "auto")

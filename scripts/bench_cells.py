@@ -39,8 +39,7 @@ from torch import nn
 import rnnzoo.models  # noqa: F401  (registers the models)
 from rnnzoo.nn.recurrent import RecurrentEncoder
 from rnnzoo.registry import MODELS
-from rnnzoo.timing import (CELLS, Candidate, cell_loop, cpu_name, forward_flops, load_average,
-                           matmul_candidates, measure)
+from rnnzoo.timing import CELLS, Candidate, cell_loop, cpu_name, forward_flops, load_average, matmul_candidates, measure
 
 SIZES = [(32, 50, 128), (64, 100, 256)]  # (B, T, H); input size I = H
 

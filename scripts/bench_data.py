@@ -533,7 +533,8 @@ def main(argv: list[str] | None = None) -> None:
 def progress_line(row: Row) -> str:
     parts = [f"prepare {row.prepare.wall_s:.1f} s, {gb(row.prepare.rss_kb):.2f} GB"] if row.prepare else []
     if row.run:
-        parts.append(f"first step {fmt(row.first_step_s, 1)} s, run {row.run.wall_s:.1f} s, {gb(row.run.rss_kb):.2f} GB")
+        parts.append(f"first step {fmt(row.first_step_s, 1)} s, run {row.run.wall_s:.1f} s, "
+                     f"{gb(row.run.rss_kb):.2f} GB")
     return f"{row.level} {size_label(row.size_mb)} MB: " + "; ".join(parts)
 
 

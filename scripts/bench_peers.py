@@ -21,7 +21,6 @@ tokens/s (target >= 1.0).
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import statistics
 import sys

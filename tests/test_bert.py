@@ -16,14 +16,16 @@ from rnnzoo.tasks.pretraining import mask_tokens
 from rnnzoo.training.checkpoint import load_checkpoint_file, save_checkpoint
 
 from .conftest import compose_config
-from .test_classification import labeled_lines, tiny_files as labeled_files
+from .test_classification import labeled_lines
+from .test_classification import tiny_files as labeled_files
 from .test_tagging import tiny_files as conll_files
 
 torch.set_num_threads(1)
 
 TINY_BERT = ["model=bert", "model.hidden_size=32", "model.num_heads=2", "model.num_layers=1", "model.d_ff=64"]
 RUN = ["trainer.progress=false", "trainer.device=cpu", "trainer.log_every=5"]
-PRETRAIN = ["task=pretraining", "dataset=text_files", *TINY_BERT, "model.norm=pre", *RUN, "task.vocab_size=80", "task.max_length=32",
+PRETRAIN = ["task=pretraining", "dataset=text_files", *TINY_BERT, "model.norm=pre", *RUN, "task.vocab_size=80",
+            "task.max_length=32",
             "task.batch_size=8", "trainer.max_steps=30", "trainer.eval_every=15", "trainer.lr=3e-3"]
 FINETUNE = ["task=classification", "dataset=labeled_files", "model=bert", "task.pooling=first", "task.batch_size=4",
             "trainer.max_steps=4", "trainer.eval_every=2", *RUN]
@@ -277,7 +279,8 @@ def test_size_presets_configure_the_registered_bert():
 def test_recipes_compose_and_fine_tuning_requires_its_checkpoint():
     pretrain = compose_config(["experiment=sst2_bert_pretrain"])
     assert (pretrain.task.name, pretrain.model.name, pretrain.dataset.phrases) == ("pretraining", "bert", True)
-    finetune, scratch = (api.plain(compose_config([f"experiment=sst2_bert_{name}"])) for name in ("finetune", "scratch"))
+    finetune, scratch = (api.plain(compose_config([f"experiment=sst2_bert_{name}"]))
+                         for name in ("finetune", "scratch"))
     assert finetune["trainer"] == scratch["trainer"] and scratch["model"]["init_from"] is None
     # both learn from GLUE's labelled phrases, the training set of BERT-Tiny's published 83.2
     assert finetune["dataset"] == scratch["dataset"] and scratch["dataset"]["phrases"] is True

@@ -116,7 +116,9 @@ def test_predict_copies_symbols_from_stdin_and_files(trained_run, tmp_path):
     outputs = from_file.stdout.splitlines()
     assert len(outputs) == 2 and all(len(o.split()) == 3 for o in outputs)
     assert all(1 <= int(s) <= 4 or int(s) in (0, 5) for o in outputs for s in o.split())
-    import subprocess, sys, os
+    import os
+    import subprocess
+    import sys
     piped = subprocess.run([sys.executable, "-m", "rnnzoo", "predict", checkpoint], input="1 2 3\n",
                            capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     assert piped.returncode == 0 and piped.stdout.splitlines() == outputs[:1]
@@ -124,8 +126,11 @@ def test_predict_copies_symbols_from_stdin_and_files(trained_run, tmp_path):
 
 def test_predict_rejects_a_bad_line_naming_it(trained_run):
     run_dir, _ = trained_run
-    import subprocess, sys, os
-    result = subprocess.run([sys.executable, "-m", "rnnzoo", "predict", f"checkpoint={run_dir / 'checkpoints' / 'best.pt'}"],
+    import os
+    import subprocess
+    import sys
+    checkpoint = run_dir / "checkpoints" / "best.pt"
+    result = subprocess.run([sys.executable, "-m", "rnnzoo", "predict", f"checkpoint={checkpoint}"],
                             input="1 2 3\n9 9\n", capture_output=True, text=True,
                             env=dict(os.environ, PYTHONWARNINGS="ignore"))
     assert "input line 2: expected 3 symbols from 1 to 4" in one_line_error(result)

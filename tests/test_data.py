@@ -22,10 +22,29 @@ from hydra import compose, initialize_config_dir
 import rnnzoo.data.remote as remote_module
 import rnnzoo.tasks  # noqa: F401  (registers "synthetic")
 from rnnzoo.config import config_dir, register_schemas
-from rnnzoo.data import (KINDS, SPECIALS, DataError, FileDataset, LabeledText, ParallelPair, RemoteFile,
-                         TaggedSentence, Tokenizer, Vocabulary, bucket_batches, download, open_dataset,
-                         pad_sequences, read_conll, read_conllu, read_labeled, read_parallel, read_text,
-                         read_tsv_pairs, stream_batches)
+from rnnzoo.data import (
+    KINDS,
+    SPECIALS,
+    DataError,
+    FileDataset,
+    LabeledText,
+    ParallelPair,
+    RemoteFile,
+    TaggedSentence,
+    Tokenizer,
+    Vocabulary,
+    bucket_batches,
+    download,
+    open_dataset,
+    pad_sequences,
+    read_conll,
+    read_conllu,
+    read_labeled,
+    read_parallel,
+    read_text,
+    read_tsv_pairs,
+    stream_batches,
+)
 from rnnzoo.data.named import TREC, TinyShakespeare
 from rnnzoo.errors import RnnzooError
 from rnnzoo.registry import DATASETS
@@ -371,7 +390,8 @@ def test_download_offline_says_where_to_put_the_file(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="could not download file:///nonexistent/data.txt.*put it here"):
         download(remote, tmp_path / "cache", hint="put it here")
     monkeypatch.setenv("RNNZOO_DATA_DIR", str(tmp_path / "empty"))
-    with pytest.raises(DataError, match=r"network disabled.*put train_5500.label in .*empty/trec.*RNNZOO_DATA_DIR=FOLDER holding trec/"):
+    where = r"network disabled.*put train_5500.label in .*empty/trec.*RNNZOO_DATA_DIR=FOLDER holding trec/"
+    with pytest.raises(DataError, match=where):
         open_dataset("trec").load("train")
 
 

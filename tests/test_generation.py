@@ -254,6 +254,7 @@ def test_train_eval_sample_round_trip_through_the_cli(tmp_path, text_file):
 
 def test_embedding_std_sets_the_init_scale_of_the_language_model_embedding():
     from torch import nn
+
     from rnnzoo.tasks.generation import LanguageModel
     body = nn.Identity()
     body.output_size = 16

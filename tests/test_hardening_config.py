@@ -40,7 +40,8 @@ def every_config() -> list[tuple[str, type]]:
 @pytest.mark.parametrize("where, config", every_config(), ids=lambda v: v if isinstance(v, str) else "")
 def test_every_numeric_option_has_a_range(where, config):
     missing = [f.name for f in dataclasses.fields(config) if numeric(f) and field_range(f) is None]
-    assert not missing, f"{where}: give {', '.join(missing)} a range: help_field(..., ge=/gt=/le=/lt= or unbounded=True)"
+    assert not missing, (f"{where}: give {', '.join(missing)} a range: "
+                         "help_field(..., ge=/gt=/le=/lt= or unbounded=True)")
 
 
 @pytest.mark.parametrize("where, config", every_config(), ids=lambda v: v if isinstance(v, str) else "")

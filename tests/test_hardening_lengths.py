@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from rnnzoo.api import build, plain, train
-from rnnzoo.errors import RnnzooError
 from rnnzoo.training import memory
 
 from .conftest import compose_config
@@ -91,7 +90,8 @@ def parallel_config(tmp_path, *extra: str) -> dict:
     lines = [f"{s}\t{t}\n" for s, t in pairs]
     (tmp_path / "train.tsv").write_text("".join(lines[:10]) + long + "\n" + "".join(lines[10:]))
     (tmp_path / "val.tsv").write_text("".join(lines[:8]))
-    return plain(compose_config(["task=translation", "model=bahdanau", *QUICK, "model.hidden_size=16", "model.embedding_dim=8",
+    return plain(compose_config(["task=translation", "model=bahdanau", *QUICK, "model.hidden_size=16",
+                                 "model.embedding_dim=8",
                                  "dataset=parallel_files", f"dataset.train={tmp_path}/train.tsv",
                                  f"dataset.valid={tmp_path}/val.tsv", f"dataset.test={tmp_path}/val.tsv", *extra]))
 
@@ -116,7 +116,8 @@ def test_translate_cuts_a_20000_character_line_with_a_warning(tmp_path, caplog):
         outputs = list(task.translate(network.eval(), [line], torch.device("cpu")))
     assert len(outputs) == 1 and time.perf_counter() - started < 20  # was: still running after 150 s
     assert warnings_with(caplog, "an input of") == [
-        f"an input of {len(line.split()):,} tokens is longer than task.max_source_length=64: only its first 64 are read"]
+        f"an input of {len(line.split()):,} tokens is longer than task.max_source_length=64: "
+        "only its first 64 are read"]
 
 
 def test_attention_models_cut_at_max_positions_never_an_index_error(tmp_path, caplog):

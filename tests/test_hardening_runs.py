@@ -126,7 +126,8 @@ def test_resume_refuses_a_changed_training_file():
 
 
 def test_resume_takes_what_may_change_and_keeps_the_rest():
-    saved = {"seed": 1, "task": {"name": "copy", "delay": 300}, "trainer": {"max_steps": 10, "lr": 0.1, "device": "cuda"}}
+    saved = {"seed": 1, "task": {"name": "copy", "delay": 300},
+             "trainer": {"max_steps": 10, "lr": 0.1, "device": "cuda"}}
     given = {"seed": 0, "task": {"name": "copy", "delay": 5}, "trainer": {"max_steps": 20, "lr": 0.5, "device": "cpu"},
              "resume": "x.pt"}
     config = resumed_config(given, saved, "x.pt", ["resume=x.pt", "trainer.max_steps=20"])
@@ -284,7 +285,8 @@ def edited(checkpoint: Path, folder: Path, edit) -> Path:
 def test_a_damaged_checkpoint_is_one_line(checkpoint, tmp_path, edit, message):
     path = edited(checkpoint, tmp_path / "c", edit)
     before = snapshot(path.parent)
-    assert message in refused(run_cli("eval", f"checkpoint={path}", "trainer.device=cpu", f"hydra.run.dir={tmp_path / 'e'}"))
+    eval_folder = f"hydra.run.dir={tmp_path / 'e'}"
+    assert message in refused(run_cli("eval", f"checkpoint={path}", "trainer.device=cpu", eval_folder))
     assert snapshot(path.parent) == before
 
 

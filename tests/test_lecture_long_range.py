@@ -105,7 +105,8 @@ def test_report_tables_counts_and_figure(tmp_path):
     assert "IRNN" not in copy  # copy runs the four models and chrono
     assert "as measured before (solves 50, stalls at 100)" in section.conclusion
     assert "The GRU solved T = 100 in 3/3 seeds, as measured before" in section.conclusion
-    assert "LSTM, chrono up to T = 200" in section.conclusion and "Elman (tanh) at none of the lags" in section.conclusion
+    assert "LSTM, chrono up to T = 200" in section.conclusion
+    assert "Elman (tanh) at none of the lags" in section.conclusion
     assert ("LSTM (forget bias 1, default) against LSTM, forget bias 0: 3 of 7 against 2 of 7 runs solved (no clear "
             "difference") in section.conclusion
     assert "IRNN (Elman, ReLU, W_hh = I) against Elman (tanh): 3 of 7 against 0 of 7 runs solved (it helps)" \

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.lecture import Result, Run, Section, spread
-from experiments.lecture import attention_length, bidirectional, equal_time
+from experiments.lecture import Result, Run, Section, attention_length, bidirectional, equal_time, spread
 from experiments.lecture.common import config_of
 from experiments.lecture.real_data import MULTI30K_GROUP, beyond_spread, lead
 from experiments.lecture.runs import check_runs

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.lecture import Result, Runner
-from experiments.lecture import gradients, hopfield, tbptt
+from experiments.lecture import Result, Runner, gradients, hopfield, tbptt
 from experiments.lecture.common import by_config, config_of, recipe_value, run_setting
 from scripts import capacity_sweep
 

@@ -101,7 +101,8 @@ def test_compiled_runs_save_checkpoints_an_eager_network_loads(tmp_path, monkeyp
         train(config, tmp_path)
     assert len(calls) == (1 if compiler == "usable" else 0)
     notices = [r.getMessage() for r in caplog.records if "trainer.compile" in r.getMessage()]
-    assert notices == ([] if compiler == "usable" else ["trainer.compile=true: no C++ compiler found; training eagerly"])
+    expected = [] if compiler == "usable" else ["trainer.compile=true: no C++ compiler found; training eagerly"]
+    assert notices == expected
     saved = load_checkpoint_file(tmp_path / "checkpoints" / "best.pt")["model"]
     assert not [key for key in saved if "_orig_mod" in key]
     _task, network, _ = build(plain(config))
@@ -224,7 +225,8 @@ def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tmp_path, monkeypatch)
     train(compose_config(config), tmp_path / "first")
     payload = load_checkpoint_file(tmp_path / "first" / "checkpoints" / "last.pt")
     payload.pop("rnnzoo_format")
-    payload["rng"]["cuda"] = [torch.cuda.get_rng_state() if torch.cuda.is_available() else torch.zeros(16, dtype=torch.uint8)]
+    cuda_rng = torch.cuda.get_rng_state() if torch.cuda.is_available() else torch.zeros(16, dtype=torch.uint8)
+    payload["rng"]["cuda"] = [cuda_rng]
     gpu_written = tmp_path / "gpu.pt"
     with monkeypatch.context() as patch:
         claim_cuda_storage(patch)

@@ -15,8 +15,8 @@ from rnnzoo.errors import RnnzooError
 from rnnzoo.models.traits import model_traits
 from rnnzoo.models.transformer import TransformerConfig
 from rnnzoo.nn.attention import MultiheadAttention
-from rnnzoo.nn.transformer_layers import TransformerLayer
 from rnnzoo.nn.encoder_decoder import EncoderDecoder
+from rnnzoo.nn.transformer_layers import TransformerLayer
 from rnnzoo.registry import MODELS
 from rnnzoo.training.config import TrainerConfig, check_trainer_config
 from rnnzoo.training.optim import Noam, build_optimizer, build_scheduler
@@ -348,6 +348,7 @@ def test_copy_trains_with_a_decoder(tmp_path):
 def test_generation_with_carried_streams_needs_a_stateful_model():
     from rnnzoo.api import build, plain
     from rnnzoo.errors import IncompatibleError
+
     from .conftest import compose_config
     with pytest.raises(IncompatibleError, match="must be stateful"):
         build(plain(compose_config(["task=generation", "model=transformer", "model.shape=decoder",

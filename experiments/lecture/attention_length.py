@@ -30,7 +30,7 @@ from rnnzoo.plotting import pyplot
 
 from .common import cell, config_of, over_seeds, save_figure, seeds, values
 from .real_data import lead, multi30k_budget, multi30k_name, multi30k_run, require_data
-from .report import Experiment, Section, mean_std, markdown_table, spread
+from .report import Experiment, Section, markdown_table, mean_std, spread
 from .runs import Result, Run
 
 SCRIPT = "scripts/length_experiment.py"

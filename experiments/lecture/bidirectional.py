@@ -23,6 +23,7 @@ from .real_data import Panel, bar_figure, lead, require_data
 from .report import Experiment, Section, markdown_table, mean_std
 from .runs import Result, Run
 
+
 class Tagging(NamedTuple):
     """A tagging recipe and what it is scored on."""
 

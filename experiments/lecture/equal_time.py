@@ -31,7 +31,16 @@ from pathlib import Path
 from typing import Mapping, NamedTuple
 
 from .common import cell, over_seeds, recipe_value, seeds, values
-from .real_data import Panel, bar_figure, beyond_spread, lead, multi30k_budget, multi30k_name, multi30k_run, require_data
+from .real_data import (
+    Panel,
+    bar_figure,
+    beyond_spread,
+    lead,
+    multi30k_budget,
+    multi30k_name,
+    multi30k_run,
+    require_data,
+)
 from .report import Experiment, Section, markdown_table, mean_std
 from .runs import Result, Run
 
@@ -143,7 +152,8 @@ def pretraining_verdict(results: Mapping[str, Result]) -> str:
         text += "pretraining did not help here: we disagree with the claim at this budget."
     gap = BERT_TINY - mean_std(tuned)[0]
     return text + (f" Our pretraining reached {mlm:.1f}% masked-LM accuracy in {steps:,.0f} steps "
-                   f"({seconds / 60:.1f} minutes) on SST-2's phrases and four more corpora; the fine-tuned model is {abs(gap):.1f} "
+                   f"({seconds / 60:.1f} minutes) on SST-2's phrases and four more corpora; the fine-tuned model is "
+                   f"{abs(gap):.1f} "
                    f"points {'below' if gap > 0 else 'above'} BERT-Tiny's {BERT_TINY}, pretrained on billions of "
                    "words.")
 

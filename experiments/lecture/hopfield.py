@@ -166,7 +166,8 @@ def modern_verdict(data: Scores) -> str:
 
 def conclusion(results: Mapping[str, Result]) -> str:
     data, marks = scores(results), setting(results)
-    return " ".join([mceliece_verdict(data, marks["mceliece_load"]), ags_verdict(data, marks["ags_load"], marks["flip"]),
+    return " ".join([mceliece_verdict(data, marks["mceliece_load"]),
+                     ags_verdict(data, marks["ags_load"], marks["flip"]),
                      f"The Storkey rule stays error-free up to P/N = {error_free_text(data[STORKEY])}.",
                      modern_verdict(data)])
 

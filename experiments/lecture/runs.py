@@ -35,6 +35,7 @@ from rnnzoo.config import compose_train
 from rnnzoo.errors import RnnzooError
 
 from .. import ROOT  # the checkout: scripts/ and configs/ live here
+
 DIVERGED = 3  # `rnnzoo train`'s exit status for a run that diverged (trainer.on_nan=skip), metrics.json written
 PLACEHOLDER = re.compile(r"\{run:([^}]+)\}")
 
@@ -184,7 +185,8 @@ def check_runs(experiment: str, runs: list[Run]) -> None:
     """Unique names, and every `after` and `{run:NAME}` naming a run of the experiment."""
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
-        raise RnnzooError(f"experiment {experiment}: run names repeat: {sorted(n for n in names if names.count(n) > 1)}")
+        repeated = sorted(n for n in names if names.count(n) > 1)
+        raise RnnzooError(f"experiment {experiment}: run names repeat: {repeated}")
     for run in runs:
         for other in [*run.after, *(m for a in run.args for m in PLACEHOLDER.findall(a))]:
             if other not in names:

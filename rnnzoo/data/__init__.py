@@ -7,13 +7,12 @@ and the generated translation datasets (reversal, sorting, dates: `synthetic_par
 has the table of datasets, splits and licenses.
 """
 
-from .batching import bucket_batches, pad_sequences, stream_batches
-from .remote import RemoteFile, cache_dir, download, md5sum
-from .examples import KINDS, LabeledText, ParallelPair, TaggedSentence
-from .readers import (DataError, read_conll, read_conllu, read_labeled, read_parallel, read_text,
-                      read_tsv_pairs)
-from .sources import FileDataset, default_root, open_dataset
 from . import named  # noqa: F401  (registers the named datasets)
+from .batching import bucket_batches, pad_sequences, stream_batches
+from .examples import KINDS, LabeledText, ParallelPair, TaggedSentence
+from .readers import DataError, read_conll, read_conllu, read_labeled, read_parallel, read_text, read_tsv_pairs
+from .remote import RemoteFile, cache_dir, download, md5sum
+from .sources import FileDataset, default_root, open_dataset
 from .synthetic_parallel import DATE_FORMATS, GeneratedParallel, length_split
 from .tokenize import LEVELS, Tokenizer
 from .vocab import SPECIALS, Vocabulary

@@ -19,8 +19,19 @@ from ..registry import help_field
 from .examples import LabeledText
 from .readers import DataError
 from .remote import RemoteFile
-from .sources import (ConllConfig, ConllDataset, ConlluConfig, ConlluDataset, LabeledConfig, LabeledDataset,
-                      ParallelConfig, ParallelDataset, TextConfig, TextDataset, register)
+from .sources import (
+    ConllConfig,
+    ConllDataset,
+    ConlluConfig,
+    ConlluDataset,
+    LabeledConfig,
+    LabeledDataset,
+    ParallelConfig,
+    ParallelDataset,
+    TextConfig,
+    TextDataset,
+    register,
+)
 
 
 def _github(repo: str, commit: str, path: str) -> str:

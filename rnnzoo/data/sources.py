@@ -45,9 +45,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..errors import RnnzooError
 from ..registry import DATASETS, help_field
+from .readers import DataError, read_conll, read_conllu, read_labeled, read_parallel, read_text, read_tsv_pairs
 from .remote import RemoteFile, cache_dir, download
 from .streaming import TextLength, TextSpan, count_chars
-from .readers import DataError, read_conll, read_conllu, read_labeled, read_parallel, read_text, read_tsv_pairs
 
 log = logging.getLogger("rnnzoo")
 

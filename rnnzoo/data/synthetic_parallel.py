@@ -305,7 +305,8 @@ class Dates(GeneratedParallel):
                 continue
             misses += 1
             if misses >= MAX_MISSES:
-                raise DataError(f"dataset '{self.name}': no {split} date source of {self._bound(min_length, max_length)} "
+                bound = self._bound(min_length, max_length)
+                raise DataError(f"dataset '{self.name}': no {split} date source of {bound} "
                                 f"in {MAX_MISSES} draws in a row (min_length={min_length}, max_length={max_length})")
         return pairs
 

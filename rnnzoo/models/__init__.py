@@ -5,10 +5,16 @@ help text), the module, and its registration. Models are plain `nn.Module`s that
 nothing of losses: the task adds embeddings and heads (see `rnnzoo.tasks`).
 """
 
-from . import lstm  # noqa: F401  (registers "lstm")
-from . import elman, gru, jordan  # noqa: F401  (register "elman", "gru", "jordan")
-from . import hopfield, modern_hopfield  # noqa: F401  (register "hopfield", "modern_hopfield")
+from . import (  # noqa: F401  (register "elman", "gru", "jordan")  # noqa: F401  (register "hopfield", "modern_hopfield")  # noqa: F401,E402  (register "seq2seq", "bahdanau"; they build on the recurrent ones)
+    bahdanau,
+    bert,  # noqa: F401,E402  (registers "bert"; builds on the transformer's layers)
+    elman,
+    gru,
+    hopfield,
+    jordan,
+    lstm,  # noqa: F401  (registers "lstm")
+    modern_hopfield,
+    seq2seq,
+    transformer,  # noqa: F401,E402  (registers "transformer")
+)
 from .traits import model_traits  # noqa: F401
-from . import seq2seq, bahdanau  # noqa: F401,E402  (register "seq2seq", "bahdanau"; they build on the recurrent ones)
-from . import transformer  # noqa: F401,E402  (registers "transformer")
-from . import bert  # noqa: F401,E402  (registers "bert"; builds on the transformer's layers)

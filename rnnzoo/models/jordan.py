@@ -86,16 +86,16 @@ class Jordan(RecurrentEncoder):
         self.f = HIDDEN_NONLINEARITIES[config.nonlinearity]
         self.g = OUTPUT_NONLINEARITIES[config.output_nonlinearity]
         self.state_decay = config.state_decay
-        H, O = config.hidden_size, config.output_size
+        H, Y = config.hidden_size, config.output_size  # hidden and output (= state) units
         for layer in range(self.num_layers):
-            fan_in = config.input_size if layer == 0 else self.num_directions * O
+            fan_in = config.input_size if layer == 0 else self.num_directions * Y
             for direction in range(self.num_directions):
                 suffix = f"l{layer}" + ("_reverse" if direction else "")
                 self.register_parameter(f"weight_hx_{suffix}", nn.Parameter(torch.empty(H, fan_in)))
-                self.register_parameter(f"weight_hs_{suffix}", nn.Parameter(torch.empty(H, O)))
+                self.register_parameter(f"weight_hs_{suffix}", nn.Parameter(torch.empty(H, Y)))
                 self.register_parameter(f"bias_h_{suffix}", nn.Parameter(torch.empty(H)))
-                self.register_parameter(f"weight_yh_{suffix}", nn.Parameter(torch.empty(O, H)))
-                self.register_parameter(f"bias_y_{suffix}", nn.Parameter(torch.empty(O)))
+                self.register_parameter(f"weight_yh_{suffix}", nn.Parameter(torch.empty(Y, H)))
+                self.register_parameter(f"bias_y_{suffix}", nn.Parameter(torch.empty(Y)))
         self.reset_parameters()
 
     @property

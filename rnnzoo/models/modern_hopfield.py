@@ -48,8 +48,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..nn.hopfield import HopfieldPooling, association  # noqa: F401 (re-exported: their home before rnnzoo.nn)
-from ..nn.hopfield import HopfieldRetrieval, hopfield_update, padding_mask
+from ..nn.hopfield import HopfieldPooling, HopfieldRetrieval, association, hopfield_update, padding_mask  # noqa: F401 (re-exported: their home before rnnzoo.nn)
 from ..registry import MODELS, help_field
 from .hopfield import ResizeOnLoad, check_patterns
 

@@ -43,8 +43,15 @@ from torch import Tensor, nn
 from ..errors import RnnzooError
 from ..nn.attention import KeyValues
 from ..nn.encoder_decoder import Cache, EncoderDecoder, Memory
-from ..nn.transformer_layers import (ACTIVATIONS, Positions, TransformerStack, length_mask, pack_key_values,
-                                     unpack_key_values, zero_pads)
+from ..nn.transformer_layers import (
+    ACTIVATIONS,
+    Positions,
+    TransformerStack,
+    length_mask,
+    pack_key_values,
+    unpack_key_values,
+    zero_pads,
+)
 from ..registry import MODELS, help_field
 
 NORMS = ("post", "pre")

@@ -22,8 +22,8 @@ Two ways to run the same parameters:
 State layout (PyTorch's): one tensor ``(num_layers * num_directions, B, H)`` per state
 component, index ``layer * num_directions + direction``; an LSTM's state is the pair
 ``(h, c)``, elman's and gru's a single tensor ``h``, jordan's a single tensor ``s`` of its
-output units' width (``cell_size``, which is ``hidden_size`` for the others). Passing the returned state back in continues
-the sequence: two chunks with the state carried over equal one whole run.
+output units' width (``cell_size``, which is ``hidden_size`` for the others). Passing the returned
+state back in continues the sequence: two chunks with the state carried over equal one whole run.
 """
 
 from __future__ import annotations

@@ -42,8 +42,17 @@ from ..models.traits import traits_of
 from ..nn.hopfield import HopfieldPooling
 from ..registry import TASKS, help_field
 from .base import StepOutput
-from .text import TextBatch, TextConfig, TextTask, count_unseen, gold_id, masked_max, masked_mean, pad_batch, \
-    unseen_symbols
+from .text import (
+    TextBatch,
+    TextConfig,
+    TextTask,
+    count_unseen,
+    gold_id,
+    masked_max,
+    masked_mean,
+    pad_batch,
+    unseen_symbols,
+)
 
 POOLINGS = ("last", "mean", "max", "attention", "hopfield", "first")
 

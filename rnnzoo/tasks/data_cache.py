@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data.arrays import ArrayFile, ExampleWriter, Examples
+from ..data.arrays import ArrayFile, Examples, ExampleWriter
 from ..data.cache import Entry, TokenCache, check_unchanged, digest, file_identity
 from ..data.readers import DataError
 from ..data.sources import CACHE_OPTIONS, FileDataset, open_dataset

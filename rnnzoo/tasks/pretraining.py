@@ -91,7 +91,8 @@ class PretrainingConfig(TextDataConfig):
     mask_prob: float = help_field(0.15, "share of the non-special tokens chosen for prediction (80% of them "
                                         "masked, 10% replaced by a random token, 10% kept)", gt=0, lt=1)
     more_text: list[str] = help_field([], "registered datasets whose training sentences join the training text "
-                                          "(their own configs' defaults; labels unused), e.g. [ud_english_ewt,multi30k]")
+                                          "(their own configs' defaults; labels unused), "
+                                          "e.g. [ud_english_ewt,multi30k]")
 
 
 @dataclass
@@ -281,8 +282,9 @@ def check_more_text(names: list[str]) -> None:
         if name not in DATASETS:
             raise RnnzooError(f"task.more_text: {DATASETS.unknown_message(name)}")
         if not hasattr(DATASETS.get(name), "load"):
+            with_files = ", ".join(n for n in DATASETS.names() if hasattr(DATASETS.get(n), "load"))
             raise RnnzooError(f"task.more_text: dataset '{name}' has no text to add (its task generates its data); "
-                              f"choices with files: {', '.join(n for n in DATASETS.names() if hasattr(DATASETS.get(n), 'load'))}")
+                              f"choices with files: {with_files}")
 
 
 def sentences_of(data: str | list[Example]) -> list[str]:

@@ -37,8 +37,17 @@ from ..nn.crf import CRF
 from ..nn.embedding import CharCNN
 from ..registry import TASKS, help_field
 from .base import StepOutput, masked_cross_entropy
-from .text import TextBatch, TextConfig, TextTask, count_unseen, gold_id, gold_name, pad_batch, pad_chars, \
-    unseen_symbols
+from .text import (
+    TextBatch,
+    TextConfig,
+    TextTask,
+    count_unseen,
+    gold_id,
+    gold_name,
+    pad_batch,
+    pad_chars,
+    unseen_symbols,
+)
 
 CHUNK_TAG = re.compile(r"^[BIES]-.+$")
 CHAR_SPECIALS = ("<pad>", "<unk>")

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..errors import RnnzooError
-from torch import nn
 
 
 class GradientProbe:

@@ -16,7 +16,6 @@ import yaml
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-
 _IMPORTED = time.time()
 
 

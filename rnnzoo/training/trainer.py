@@ -34,8 +34,15 @@ from ..errors import RnnzooError
 from ..nn.recurrent import RecurrentEncoder, State
 from ..tasks.base import StepOutput, Task, add_stats, seeded_generator
 from ..tasks.batch import Batch
-from .checkpoint import (checkpoint_payload, load_checkpoint_file, load_weights, move_state, rng_state,
-                         save_checkpoint, set_rng_state)
+from .checkpoint import (
+    checkpoint_payload,
+    load_checkpoint_file,
+    load_weights,
+    move_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from .compile import compiled_for_training
 from .config import TrainerConfig
 from .device import resolve_device
@@ -215,7 +222,8 @@ class Trainer(RunTrainer):
         c, p = self.config, self.progress
         if self._diverged():
             return True
-        if (c.max_steps is not None and p.step >= c.max_steps) or (c.max_epochs is not None and p.epoch >= c.max_epochs):
+        if (c.max_steps is not None and p.step >= c.max_steps) or \
+                (c.max_epochs is not None and p.epoch >= c.max_epochs):
             return True
         # each rank reads its own clock: they stop together when one says so
         return c.max_time is not None and self.dist.any(time.perf_counter() - started >= c.max_time)
