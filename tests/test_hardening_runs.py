@@ -88,7 +88,8 @@ def test_ctrl_c_then_the_printed_command_through_the_cli(tmp_path):
     """A real SIGINT: exit 130, a hint that `rnnzoo train` runs as printed, same delay."""
     run = tmp_path / "run"
     env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
-    process = subprocess.Popen([sys.executable, "-m", "rnnzoo", "train", *TINY_COPY, "task.delay=4",
+    # task.target=null: on an idle machine the tiny copy task reaches its target before the signal
+    process = subprocess.Popen([sys.executable, "-m", "rnnzoo", "train", *TINY_COPY, "task.delay=4", "task.target=null",
                                 "trainer.max_steps=100000", "trainer.eval_every=50", f"hydra.run.dir={run}"],
                                stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 60
