@@ -84,6 +84,12 @@ def log_says(run: Path, text: str) -> bool:
     return log.exists() and text in log.read_text(errors="ignore")
 
 
+def default_sigint() -> None:
+    """A shell starts background jobs with SIGINT ignored, and Python then never raises
+    KeyboardInterrupt: give the child the default, as a terminal would (CI runs in the background)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_then_the_printed_command_through_the_cli(tmp_path):
     """A real SIGINT: exit 130, a hint that `rnnzoo train` runs as printed, same delay."""
     run = tmp_path / "run"
@@ -91,7 +97,7 @@ def test_ctrl_c_then_the_printed_command_through_the_cli(tmp_path):
     # task.target=null: on an idle machine the tiny copy task reaches its target before the signal
     process = subprocess.Popen([sys.executable, "-m", "rnnzoo", "train", *TINY_COPY, "task.delay=4", "task.target=null",
                                 "trainer.max_steps=100000", "trainer.eval_every=50", f"hydra.run.dir={run}"],
-                               stderr=subprocess.PIPE, text=True, env=env)
+                               stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_sigint)
     deadline = time.time() + 60
     while not log_says(run, "first training batch done"):
         assert time.time() < deadline and process.poll() is None
