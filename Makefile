@@ -16,9 +16,10 @@ install: $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[dev]"
 
-# Train the default model (lstm) on the default task (copy), then evaluate its best checkpoint.
+# Train the default model (lstm) on the default task (copy), then evaluate its best checkpoint
+# (overwrite=true: the demo replaces its own last run, outputs/demo).
 demo:
-	$(BIN)/rnnzoo train hydra.run.dir=outputs/demo
+	$(BIN)/rnnzoo train hydra.run.dir=outputs/demo overwrite=true
 	$(BIN)/rnnzoo eval checkpoint=outputs/demo/checkpoints/best.pt split=test hydra.run.dir=outputs/demo/eval
 
 test:
