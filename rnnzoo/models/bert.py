@@ -33,8 +33,9 @@ pooler exists only with this head (nothing else trains it); a classifier on top 
 reads the pooled [CLS] vector when there is one, else the raw [CLS] state (`task.pooling=first`).
 
 **Initialization**: every weight matrix and embedding from N(0, 0.02²), biases 0,
-LayerNorms 1 and 0 (the released code's `initializer_range`). LayerNorm eps is PyTorch's
-1e-5 throughout (BERT's 1e-12 makes no difference at these widths).
+LayerNorms 1 and 0 (the released code's `initializer_range`). LayerNorm eps is
+`model.layer_norm_eps`, PyTorch's 1e-5 by default (BERT's checkpoints use 1e-12: set it to
+reproduce them exactly; rnnzoo.load_pretrained does, from their config.json).
 
 Sizes (Turc et al. 2019, "Well-Read Students Learn Better", the 24 compact BERTs):
 
@@ -79,6 +80,8 @@ class BertConfig:
     norm: str = help_field("post", "post: LayerNorm after each residual sum, BERT's; pre: before each sub-layer "
                                    "(Xiong et al. 2020), which trains faster at the high learning rates of "
                                    "short pretraining budgets (Geiping & Goldstein 2023, 'Cramming')")
+    layer_norm_eps: float = help_field(1e-5, "epsilon of every LayerNorm (PyTorch's 1e-5; BERT's released "
+                                             "checkpoints use 1e-12)", gt=0)
     next_sentence: bool = help_field(False, "add the pooler and the next-sentence head (pretraining then "
                                             "also predicts whether segment B follows A)")
     init_from: str | None = help_field(None, "a checkpoint (best.pt) of a bert run to start from, e.g. "
@@ -115,7 +118,7 @@ class BertEmbeddings(nn.Module):
         self.tokens = nn.Embedding(config.vocab_size, H, padding_idx=0)
         self.positions = Positions("learned", config.max_positions, H)
         self.segments = nn.Embedding(config.type_vocab_size, H)
-        self.norm = nn.LayerNorm(H)
+        self.norm = nn.LayerNorm(H, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, ids: Tensor, segments: Tensor | None = None) -> Tensor:
@@ -131,10 +134,10 @@ class BertEmbeddings(nn.Module):
 class MaskedLMHead(nn.Module):
     """LayerNorm(GELU(h W_t + b_t)) E_token^T + b: the decoder's weight IS the token embedding."""
 
-    def __init__(self, hidden_size: int, tokens: nn.Embedding) -> None:
+    def __init__(self, hidden_size: int, tokens: nn.Embedding, eps: float = 1e-5) -> None:
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
-        self.norm = nn.LayerNorm(hidden_size)
+        self.norm = nn.LayerNorm(hidden_size, eps=eps)
         self.decoder = nn.Linear(hidden_size, tokens.num_embeddings)
         self.decoder.weight = tokens.weight  # (V, H): one Parameter reads tokens in and predicts them
 
@@ -156,8 +159,8 @@ class Bert(nn.Module):
         self.output_size = config.hidden_size
         self.max_positions = config.max_positions
         self.embeddings = BertEmbeddings(config)
-        self.encoder = TransformerStack(encoder_config(config), config.num_layers)
-        self.mlm = MaskedLMHead(config.hidden_size, self.embeddings.tokens)
+        self.encoder = TransformerStack(encoder_config(config), config.num_layers, eps=config.layer_norm_eps)
+        self.mlm = MaskedLMHead(config.hidden_size, self.embeddings.tokens, config.layer_norm_eps)
         if config.next_sentence:
             self.pooler = nn.Linear(config.hidden_size, config.hidden_size)  # tanh(W_p h_[CLS] + b_p)
             self.nsp = nn.Linear(config.hidden_size, 2)  # logits of NotNext (0), IsNext (1)

@@ -41,15 +41,15 @@ class TransformerLayer(nn.Module):
     cross-attention over the encoder's output, FFN); every sub-layer inside dropout, a residual
     connection and a LayerNorm, post-LN or pre-LN (see the module docstring)."""
 
-    def __init__(self, config: Any, cross: bool = False) -> None:
+    def __init__(self, config: Any, cross: bool = False, eps: float = 1e-5) -> None:
         super().__init__()
         d, h, bias = config.d_model, config.num_heads, config.bias
         self.self_attention = MultiheadAttention(d, h, config.attention_dropout, bias)
-        self.self_norm = nn.LayerNorm(d, bias=bias)
+        self.self_norm = nn.LayerNorm(d, eps=eps, bias=bias)
         self.cross_attention = MultiheadAttention(d, h, config.attention_dropout, bias) if cross else None
-        self.cross_norm = nn.LayerNorm(d, bias=bias) if cross else None
+        self.cross_norm = nn.LayerNorm(d, eps=eps, bias=bias) if cross else None
         self.feed_forward = FeedForward(d, config.d_ff or 4 * d, config.activation, bias)
-        self.feed_forward_norm = nn.LayerNorm(d, bias=bias)
+        self.feed_forward_norm = nn.LayerNorm(d, eps=eps, bias=bias)
         self.dropout = nn.Dropout(config.dropout)
         self.pre_norm = config.norm == "pre"
 
@@ -96,12 +96,13 @@ class TransformerLayer(nn.Module):
 
 class TransformerStack(nn.Module):
     """N layers one after the other, and with pre-LN a final LayerNorm: without it the
-    residual stream, a sum of every sub-layer's output, would reach the output unnormalized."""
+    residual stream, a sum of every sub-layer's output, would reach the output unnormalized.
+    eps: every LayerNorm's epsilon (PyTorch's 1e-5; BERT's checkpoints use 1e-12)."""
 
-    def __init__(self, config: Any, num_layers: int, cross: bool = False) -> None:
+    def __init__(self, config: Any, num_layers: int, cross: bool = False, eps: float = 1e-5) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(TransformerLayer(config, cross) for _ in range(num_layers))
-        self.final_norm = nn.LayerNorm(config.d_model, bias=config.bias) if config.norm == "pre" else None
+        self.layers = nn.ModuleList(TransformerLayer(config, cross, eps) for _ in range(num_layers))
+        self.final_norm = nn.LayerNorm(config.d_model, eps=eps, bias=config.bias) if config.norm == "pre" else None
         for name, p in self.named_parameters():  # Glorot-uniform weight matrices, as the Annotated Transformer
             # each of W^Q, W^K, W^V on its own (d_model x d_model) scale, as three separate Linears
             for block in (p.chunk(3) if name.endswith("projection.weight") else [p] if p.dim() > 1 else []):
