@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .readers import DataError
+from .readers import DataError, unreadable
 from .remote import cache_dir
 
 log = logging.getLogger("rnnzoo")
@@ -88,9 +88,9 @@ def file_identity(path: str | os.PathLike) -> dict[str, Any]:
     try:
         stat = resolved.stat()
     except OSError as error:
-        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+        raise unreadable(path, error) from None
     if resolved.is_dir():  # as the readers say it, before sampled_md5 opens it
-        raise DataError(f"{path}: is a folder, expected a file")
+        raise unreadable(path, IsADirectoryError())
     return {"path": str(resolved), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
             "md5_sampled": sampled_md5(resolved, stat.st_size)}
 

@@ -40,16 +40,19 @@ def line_error(path: PathLike, lineno: int, expected: str, line: str | None = No
     return DataError(f"{path}, line {lineno}: expected {expected}{got}")
 
 
+def unreadable(path: PathLike, error: OSError) -> DataError:
+    """The one way every data path says a file cannot be read: missing, a folder, or why not."""
+    if isinstance(error, FileNotFoundError):
+        return DataError(f"{path}: no such file")
+    if isinstance(error, IsADirectoryError):
+        return DataError(f"{path}: is a folder, expected a file")
+    return DataError(f"{path}: cannot be read ({error.strerror or error})")
+
+
 def read_bytes(path: PathLike) -> bytes:
     """The file's bytes, or a DataError that names it (never a bare OSError)."""
-    try:
-        return Path(path).expanduser().read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a file") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+    with open_bytes(path) as stream:
+        return stream.read()
 
 
 def iter_lines(path: PathLike, encoding: str = "utf-8",
@@ -64,14 +67,12 @@ def iter_lines(path: PathLike, encoding: str = "utf-8",
 def open_bytes(path: PathLike) -> BinaryIO:
     """The file opened for reading bytes, or a DataError that names it (never a bare OSError)."""
     path = Path(path).expanduser()
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, expected a file")
+    if path.is_dir():  # open() of a folder succeeds on some systems; reading it would not
+        raise unreadable(path, IsADirectoryError())
     try:
         return open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
     except OSError as error:
-        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+        raise unreadable(path, error) from None
 
 
 def _decode_line(raw: bytes, path: PathLike, lineno: int, encoding: str, fallback: str | None) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .readers import DataError, line_error
+from .readers import line_error, open_bytes, unreadable
 
 CHUNK_BYTES = 1 << 24  # 16 MiB read at a time
 PROGRESS_MIN_BYTES = 32 << 20  # files at least this large show a progress bar while prepared
@@ -70,11 +70,7 @@ def _normalized_chunks(path: Path, encoding: str, chunk_bytes: int,
                        on_bytes: Callable[[int], None] | None) -> Iterator[str]:
     decoder = codecs.getincrementaldecoder(encoding)()
     lineno, held_cr = 1, False
-    try:
-        stream = open(path, "rb")
-    except OSError as error:
-        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
-    with stream:
+    with open_bytes(path) as stream:
         while True:
             raw = stream.read(chunk_bytes)
             try:
@@ -162,4 +158,4 @@ def file_size(path: Path) -> int:
     try:
         return os.path.getsize(path)
     except OSError as error:
-        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+        raise unreadable(path, error) from None
