@@ -6,6 +6,8 @@
     rnnzoo predict checkpoint=PATH [input=FILE] one output line per input line (stdin by default)
     rnnzoo sample checkpoint=PATH prompt=...    stream generated text
     rnnzoo translate checkpoint=PATH [input=FILE] [beam_size=5] [alignment=true]
+    rnnzoo export checkpoint=PATH format=hf|onnx out=PATH    a checkpoint for another runtime
+    rnnzoo serve checkpoint=PATH [port=8000]    an HTTP JSON API and a page showing the model's inside
     rnnzoo list [model=NAME | task=NAME]        models, tasks, datasets, which fits which; options
 
 The verb is taken off argv and the rest goes to `hydra.main` untouched, so every Hydra
@@ -310,6 +312,22 @@ def _sample_job(cfg: DictConfig) -> None:
     print()
 
 
+def _export_job(cfg: DictConfig) -> None:
+    from .export import export
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the checks' lines, on stderr
+    print(f"exported: {export(cfg)}")
+
+
+def _serve_job(cfg: DictConfig) -> None:
+    try:
+        from .serve.app import serve
+    except ModuleNotFoundError as error:
+        raise RnnzooError(f"rnnzoo serve needs the Python package '{error.name}': "
+                          "pip install 'rnnzoo[serve]'") from None
+    serve(cfg)
+
+
 def _table(metrics: dict[str, float]) -> str:
     width = max(len(k) for k in metrics)
     return "\n".join(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}"
@@ -336,6 +354,10 @@ VERBS: dict[str, Verb] = {
                    'rnnzoo sample checkpoint=PATH prompt="ROMEO:" max_new_tokens=500'),
     "translate": Verb("translate", _translate_job, "translate lines",
                       "rnnzoo translate checkpoint=PATH input=source.txt beam_size=5 [alignment=true]"),
+    "export": Verb("export", _export_job, "a model for another runtime",
+                   "rnnzoo export checkpoint=PATH format=onnx out=DIR   (format=hf: a HF BERT folder)"),
+    "serve": Verb("serve", _serve_job, "HTTP API and a page",
+                  "rnnzoo serve checkpoint=PATH port=8000   (then open http://127.0.0.1:8000/)"),
     "list": Verb(None, _list_job, "what can be trained",
                  "rnnzoo list   |   rnnzoo list model=lstm (its options)   |   rnnzoo list cache"),
 }
