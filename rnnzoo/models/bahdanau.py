@@ -25,6 +25,14 @@ their score functions are offered here, inside Bahdanau's decoder. U_a h_j (and 
 the memory. The output layer is the paper's deep output, a maxout layer before the softmax
 (`maxout_size`, see seq2seq.py). With an LSTM decoder the query s(t-1) is its h. The attention
 layer is rnnzoo.nn.attention.AdditiveAttention.
+
+Inside a recording (rnnzoo.nn.inside, docs/inside.md) it records `bahdanau.attention`
+(B, T_target, S), α(t, j) one row per decoder step (each row sums to 1 over the real source
+words), and the cells' gates as `bahdanau.encoder.layer0.forward.update_gate` (B, S, H),
+`bahdanau.decoder.layer0.forward.…` (B, T_target, H) and so on. A recording holds what the
+decoder computed row by row: under greedy decoding and teacher forcing, row b is sentence b;
+under beam search the B * K rows are reordered between steps, so a recorded row is no one
+hypothesis: record greedy decoding, or take the best beam's attention from `Hypotheses.attention`.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from torch import Tensor
 
 from ..nn.attention import AdditiveAttention
 from ..nn.encoder_decoder import Memory
+from ..nn.inside import record
 from ..nn.recurrent import State
 from ..registry import MODELS, help_field
 from .seq2seq import RecurrentEncoderDecoder, RecurrentEncoderDecoderConfig
@@ -57,6 +66,8 @@ class BahdanauConfig(RecurrentEncoderDecoderConfig):
 class Bahdanau(RecurrentEncoderDecoder):
     """RNNsearch; see the module docstring."""
 
+    inside_name = "bahdanau"
+
     def __init__(self, config: BahdanauConfig) -> None:
         bridge = "backward" if config.bridge == "auto" else config.bridge
         super().__init__(config, "gru", config.num_layers or 1, bridge, context=True)
@@ -68,4 +79,6 @@ class Bahdanau(RecurrentEncoderDecoder):
 
     def context(self, memory: Memory, state: State) -> tuple[Tensor, Tensor]:
         h = state if isinstance(state, Tensor) else state[0]  # (L, B, H): an LSTM queries with h
-        return self.attention(h[-1], memory)  # the top layer's s(t-1)
+        context, weights = self.attention(h[-1], memory)  # the top layer's s(t-1): (B, He), (B, S)
+        record("bahdanau.attention", weights, step=True)  # stacked over the target steps: (B, T, S)
+        return context, weights

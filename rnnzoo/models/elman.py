@@ -21,6 +21,10 @@ Initialisation:
   0, input weights ~ N(0, 0.001²). Use it with `nonlinearity="relu"`: at first the network
   then copies its state forward unchanged, so gradients neither vanish nor explode over long
   lags (the adding problem is their showcase).
+
+Inside a recording (rnnzoo.nn.inside, docs/inside.md) the loop runs instead of the kernel and
+records the hidden state per layer k and direction (forward, backward), in token order, 0 past
+a sequence's end: `elman.layer{k}.{direction}.hidden` (B, T, H), h(t).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import RnnzooError
+from ..nn.inside import record
 from ..nn.recurrent import CellState, RecurrentConfig, RecurrentEncoder
 from ..registry import MODELS, help_field
 
@@ -47,6 +52,8 @@ class ElmanConfig(RecurrentConfig):
 @MODELS.register("elman", config=ElmanConfig)
 class Elman(RecurrentEncoder):
     """Elman's simple recurrent network (Elman 1990), IRNN init optional, PyTorch's kernel as fast path."""
+
+    inside_name = "elman"
 
     def __init__(self, config: ElmanConfig) -> None:
         super().__init__(config)
@@ -83,4 +90,5 @@ class Elman(RecurrentEncoder):
                   ) -> tuple[Tensor, CellState]:
         (h_prev,) = state  # (B, H)
         h = self.f(torch.addmm(x_proj, h_prev, w_hh_t))  # (B, H): f(W^hx x(t) + b + W^hh h(t-1))
+        record("hidden", h, step=True)
         return h, (h,)

@@ -19,6 +19,10 @@ This is the network `nn.GRU` computes, so `impl="auto"` runs PyTorch's fused ker
 agree). The stacked input matrices are `weight_ih_l{k}`, rows in PyTorch's gate order
 (r, z, n); the recurrent ones `weight_hh_l{k}`; each gate has two biases (b_i* and b_h*),
 which matter separately only for n.
+
+Inside a recording (rnnzoo.nn.inside, docs/inside.md) the loop runs instead of the kernel and
+records, per layer k and direction (forward, backward), in token order, 0 past a sequence's end:
+`gru.layer{k}.{direction}.update_gate` (z) and `.reset_gate` (r), (B, T, H), values in [0, 1].
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..nn.inside import record
 from ..nn.recurrent import CellState, RecurrentConfig, RecurrentEncoder
 from ..registry import MODELS
 
@@ -40,6 +45,8 @@ class GRUConfig(RecurrentConfig):
 @MODELS.register("gru", config=GRUConfig)
 class GRU(RecurrentEncoder):
     """GRU sequence encoder (Cho et al. 2014) with PyTorch's kernel as fast path."""
+
+    inside_name = "gru"
 
     def __init__(self, config: GRUConfig) -> None:
         super().__init__(config)
@@ -59,6 +66,8 @@ class GRU(RecurrentEncoder):
         h_r, h_z, h_n = torch.addmm(b_hh, h_prev, w_hh_t).chunk(3, dim=1)  # W_h* h(t-1) + b_h*
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
+        record("reset_gate", r, step=True)
+        record("update_gate", z, step=True)
         n = torch.tanh(x_n + r * h_n)
         h = torch.lerp(n, h_prev, z)  # (B, H): (1 - z) ⊙ n + z ⊙ h(t-1), in one op
         return h, (h,)

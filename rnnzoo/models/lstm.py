@@ -20,6 +20,11 @@ Initialisation, for long time lags:
 * `init="chrono"` (Tallec & Ollivier 2018): b^f ~ log U(1, T_max - 1) and b^i = -b^f, so the
   cells' characteristic forgetting times spread over [1, T_max]; set `chrono_max_lag` to the
   longest dependency you expect.
+
+Inside a recording (rnnzoo.nn.inside, docs/inside.md) the loop runs instead of the kernel and
+records, per layer k and direction (forward, backward), in token order, 0 past a sequence's end:
+`lstm.layer{k}.{direction}.input_gate`, `.forget_gate`, `.output_gate` (B, T, H), values in [0, 1],
+and `.cell_norm` (B, T), the Euclidean norm of s_t.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import RnnzooError
+from ..nn.inside import record, recording_now
 from ..nn.recurrent import CellState, RecurrentConfig, RecurrentEncoder
 from ..registry import MODELS, help_field
 
@@ -46,6 +52,7 @@ class LSTM(RecurrentEncoder):
     """LSTM sequence encoder (Hochreiter & Schmidhuber 1997) with PyTorch's kernel as fast path."""
 
     state_arity = 2  # (h, s): PyTorch's (h_n, c_n)
+    inside_name = "lstm"
 
     def __init__(self, config: LSTMConfig) -> None:
         super().__init__(config)
@@ -81,6 +88,11 @@ class LSTM(RecurrentEncoder):
         i, f, g, o = gates.chunk(4, dim=1)  # PyTorch's row order of the stacked matrices
         g = torch.tanh(g)
         i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
+        record("input_gate", i, step=True)
+        record("forget_gate", f, step=True)
+        record("output_gate", o, step=True)
         s = s_prev * f + g * i
+        if recording_now():  # the norm is work only a recording wants
+            record("cell_norm", torch.linalg.vector_norm(s, dim=-1), step=True)  # (B,) ‖s_t‖
         h = torch.tanh(s) * o
         return h, (h, s)

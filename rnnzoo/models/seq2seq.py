@@ -101,7 +101,12 @@ def recurrent_model(name: str, **values: Any) -> RecurrentEncoder:
 class RecurrentEncoderDecoder(EncoderDecoder):
     """Embeddings, a recurrent encoder, a bridge, a recurrent decoder fed [E y(t-1); context],
     and an output layer over [s(t); context; E y(t-1)] (context and embedding only where the
-    form feeds them). Subclasses choose the context: none, fixed (Cho) or attention."""
+    form feeds them). Subclasses choose the context: none, fixed (Cho) or attention.
+
+    Inside a recording (docs/inside.md) the encoder's and the decoder's cells record under
+    `<inside_name>.encoder.…` and `<inside_name>.decoder.…` (the decoder one target step per call)."""
+
+    inside_name = "seq2seq"
 
     def __init__(self, config: RecurrentEncoderDecoderConfig, cell: str, num_layers: int, bridge: str,
                  context: bool, reverse_source: bool = False) -> None:
@@ -120,6 +125,8 @@ class RecurrentEncoderDecoder(EncoderDecoder):
         self.context_size = context_size = self.encoder.output_size if context else 0
         self.decoder = recurrent_model(_auto(config.decoder, cell), input_size=E + context_size, hidden_size=H,
                                        num_layers=num_layers, dropout=drop, impl=config.impl)
+        self.encoder.inside_name = f"{self.inside_name}.encoder"  # what a recording calls their gates
+        self.decoder.inside_name = f"{self.inside_name}.decoder"
         self.bridge = Bridge(bridge, self.encoder, self.decoder)
         self.dropout = nn.Dropout(drop)
         self.output = OutputLayer(self.decoder.output_size + context_size + (E if context_size else 0),

@@ -3,14 +3,25 @@
     from rnnzoo.nn.inside import recording
     with recording() as inside:
         logits = model(tokens)
-    inside["lstm.layer0.forget_gate"]   # (B, T, H) float tensor, detached, on the CPU
+    inside["lstm.layer0.forward.forget_gate"]   # (B, T, H) float32 tensor, detached, on the CPU
 
-A model reports a quantity with `record(name, tensor)` at the line that computes it. Outside
-`recording()` that call is one module-global check and returns at once: training pays nothing
-(no copy, no graph kept) unless something asked. Names are dotted, `<model>.<part>.<quantity>`,
-and each model's docstring lists what it records and the shapes (docs/serve.md gathers them).
-A recurrent model that calls `record` once per time step under the same name has its steps
-stacked along dim 1 (the time axis) when the recording closes.
+A model reports a quantity with one `record(name, tensor)` at the line that computes it.
+Outside `recording()` that call is one module-global check and returns at once: training
+pays nothing (no copy, no graph kept) unless something asked. Names are dotted,
+`<model>.<part>.<quantity>`; each model's docstring lists what it records, and docs/inside.md
+gathers them in one table.
+
+Quantities that arrive piece by piece (a recurrent cell's gates, one time step per call; a
+decoder's attention, one output token per `decode_step`) are recorded with `step=True` (one
+time step (B, ...), stacked to (B, T, ...)) or `along=d` (a chunk of positions along axis d,
+concatenated along d). Chunks that differ in a later axis are zero-padded to the widest: a
+cached decoder's self-attention sees one key more at every step, and the keys it cannot see
+yet have weight 0 anyway. Every piece recorded under one name in one recording joins the same
+tensor, so record one prediction per recording.
+
+Fused kernels (cuDNN's LSTM, PyTorch's flash attention) never form gates or attention
+weights: a model asks `recording_now()` and takes its reference path when it does, which
+computes the same outputs (to float rounding) and exposes what the page shows.
 
 Used by `rnnzoo serve` (the page shows these) and anyone who wants to look inside a model.
 """
@@ -22,40 +33,60 @@ from typing import Iterator
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 _active: "Inside | None" = None  # the recording open now, if any (one per process: serve runs one at a time)
 
 
 class Inside(dict):
-    """name -> recorded tensor (detached, CPU); per-step records are stacked along dim 1 on close."""
+    """name -> recorded tensor (float32, detached, CPU); pieces are joined when the recording closes."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._steps: dict[str, list[Tensor]] = {}
+        self._pieces: dict[str, tuple[int, list[Tensor]]] = {}
 
-    def add(self, name: str, tensor: Tensor, step: bool) -> None:
-        value = tensor.detach().float().cpu()
-        if step:
-            self._steps.setdefault(name, []).append(value)
-        else:
+    def add(self, name: str, tensor: Tensor, along: int | None) -> None:
+        """Keep a copy of `tensor` (the model may overwrite its own in place, as Hopfield's state):
+        the value of `name` (along None) or one more piece of it along axis `along`."""
+        value = tensor.detach().to(device="cpu", dtype=torch.float32, copy=True)
+        if along is None:
             self[name] = value
+        else:
+            self._pieces.setdefault(name, (along, []))[1].append(value)
 
     def close(self) -> None:
-        for name, steps in self._steps.items():
-            self[name] = torch.stack(steps, dim=1)  # (B, T, ...) from T tensors of (B, ...)
-        self._steps.clear()
+        for name, (along, pieces) in self._pieces.items():
+            self[name] = join(pieces, along)
+        self._pieces.clear()
+
+
+def join(pieces: list[Tensor], along: int) -> Tensor:
+    """Concatenate `pieces` along axis `along`, each zero-padded in the later axes to the widest."""
+    widest = [max(sizes) for sizes in zip(*(p.shape for p in pieces))]
+    padded = []
+    for piece in pieces:
+        pad = []
+        for axis in reversed(range(along + 1, piece.dim())):  # F.pad lists the last axis first
+            pad += [0, widest[axis] - piece.shape[axis]]
+        padded.append(F.pad(piece, pad) if any(pad) else piece)
+    return torch.cat(padded, dim=along)
 
 
 def recording_now() -> bool:
-    """True inside `recording()`: a model may skip computing what only a recording would use."""
+    """True inside `recording()`: a model may skip computing what only a recording would use,
+    or take the path that forms what it records (the fused kernels do not)."""
     return _active is not None
 
 
-def record(name: str, tensor: Tensor, step: bool = False) -> None:
-    """Report `tensor` under `name` if a recording is open; `step=True`: one time step of a
-    per-step quantity, (B, ...), stacked into (B, T, ...) at the end."""
+def record(name: str, tensor: Tensor, step: bool = False, along: int | None = None) -> None:
+    """Report `tensor` under `name` if a recording is open.
+
+    step=True: one time step (B, ...) of a per-step quantity, stacked to (B, T, ...) at the end.
+    along=d: a chunk of positions along axis d, concatenated with the name's other chunks.
+    Neither: the whole value (a later record of the name replaces it).
+    """
     if _active is not None:
-        _active.add(name, tensor, step)
+        _active.add(name, tensor.unsqueeze(1) if step else tensor, 1 if step else along)
 
 
 @contextmanager
@@ -71,3 +102,18 @@ def recording() -> Iterator[Inside]:
     finally:
         _active = None
         inside.close()
+
+
+@contextmanager
+def gathering() -> Iterator[Inside]:
+    """Inside a recording: collect the records made in the block apart, for the caller to record
+    under fuller names. A recurrent cell records `input_gate`; the layer that runs it knows
+    which model, layer and direction that is (rnnzoo.nn.recurrent)."""
+    global _active
+    outer, inner = _active, Inside()
+    _active = inner
+    try:
+        yield inner
+    finally:
+        _active = outer
+        inner.close()

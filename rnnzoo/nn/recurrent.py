@@ -38,6 +38,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import RnnzooError
 from ..registry import help_field
+from .inside import Inside, gathering, record, recording_now
 
 State = Union[Tensor, tuple[Tensor, ...]]
 CellState = tuple[Tensor, ...]  # one cell's state: (h,) or (h, c), each (B, H)
@@ -81,6 +82,9 @@ class RecurrentEncoder(nn.Module):
     """
 
     state_arity: int = 1
+    #: what a recording (rnnzoo.nn.inside) calls this model's cells: `<inside_name>.layer0.forward.<quantity>`;
+    #: None records nothing (and keeps the fused kernel while recording)
+    inside_name: str | None = None
 
     def __init__(self, config: RecurrentConfig) -> None:
         super().__init__()
@@ -145,12 +149,13 @@ class RecurrentEncoder(nn.Module):
         Returns:
             outputs (B, T, output_size) and the final state.
         """
-        if self.rnn is not None and self.impl in ("auto", "torch"):
+        recorded = recording_now() and self.inside_name is not None  # the kernel forms no gates: the loop does
+        if self.rnn is not None and self.impl in ("auto", "torch") and not recorded:
             return self._forward_torch(x, lengths, state)
-        if self.impl == "torch":  # a family without a PyTorch twin that does not refuse it when built
+        if self.impl == "torch" and self.rnn is None:  # a family without a twin that did not refuse it when built
             raise RnnzooError(f"{type(self).__name__}: impl=torch, but PyTorch has no such layer; use impl=auto "
                               "or impl=reference (both run the equations in Python)")
-        return self._forward_reference(x, lengths, state)
+        return self._forward_reference(x, lengths, state, recorded)
 
     def _forward_torch(self, x: Tensor, lengths: Tensor | None, state: State | None
                        ) -> tuple[Tensor, State]:
@@ -162,7 +167,7 @@ class RecurrentEncoder(nn.Module):
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, D*H)
         return out, state
 
-    def _forward_reference(self, x: Tensor, lengths: Tensor | None, state: State | None
+    def _forward_reference(self, x: Tensor, lengths: Tensor | None, state: State | None, recorded: bool = False
                            ) -> tuple[Tensor, State]:
         B, T, _ = x.shape
         cells_in = self._split_state(state, B, x)
@@ -176,7 +181,10 @@ class RecurrentEncoder(nn.Module):
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
                 seq = reverse_padded(layer_input, lengths) if direction else layer_input
-                out, final = self._run_cell(layer, direction, seq, mask, cells_in[index])
+                if recorded:
+                    out, final = self._run_recorded(layer, direction, seq, mask, cells_in[index], lengths)
+                else:
+                    out, final = self._run_cell(layer, direction, seq, mask, cells_in[index])
                 outputs.append(reverse_padded(out, lengths) if direction else out)
                 finals.append(final)
             layer_input = torch.cat(outputs, dim=-1)  # (B, T, D*cell_size)
@@ -202,6 +210,28 @@ class RecurrentEncoder(nn.Module):
                 h.retain_grad()  # h(t) feeds step t+1, so its grad is the total dL/dh(t)
                 self._captured.append(h)
         return torch.stack(outputs, dim=1), state  # (B, T, cell_size)
+
+    def _run_recorded(self, layer: int, direction: int, seq: Tensor, mask: Tensor | None, state: CellState,
+                      lengths: Tensor | None) -> tuple[Tensor, CellState]:
+        """`_run_cell` inside a recording: what the cell records at each step (`input_gate`, (B, H))
+        becomes `<inside_name>.layer<k>.<forward|backward>.input_gate` (B, T, H), in token order
+        (the backward direction's steps turned around) and 0 past each sequence's length."""
+        with gathering() as steps:
+            out, state = self._run_cell(layer, direction, seq, mask, state)
+        self._record_steps(steps, f"{self.inside_name}.layer{layer}.{('forward', 'backward')[direction]}", lengths,
+                           backward=direction == 1)
+        return out, state
+
+    @staticmethod
+    def _record_steps(steps: Inside, prefix: str, lengths: Tensor | None, backward: bool) -> None:
+        lengths = None if lengths is None else lengths.cpu()
+        for quantity, value in steps.items():  # (B, T, ...) in the order the cell read the steps
+            flat = value.reshape(*value.shape[:2], -1)  # (B, T, F)
+            if backward:
+                flat = reverse_padded(flat, lengths)
+            if lengths is not None:
+                flat = flat * (torch.arange(flat.shape[1]) < lengths[:, None])[..., None]  # (B, T, F)
+            record(f"{prefix}.{quantity}", flat.view_as(value), along=1)  # a decoder's steps join up
 
     @contextmanager
     def capture_hidden_states(self) -> Iterator[list[Tensor]]:

@@ -1,0 +1,185 @@
+"""The recording hook (rnnzoo.nn.inside): what each model records, that the numbers mean what
+their names say (gates in [0, 1], attention rows summing to 1, energies falling), that
+recording changes no output, and that nothing is recorded or copied outside a recording."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnzoo.api import create_model
+from rnnzoo.decoding import greedy_search
+from rnnzoo.nn import inside
+from rnnzoo.nn.inside import Inside, join, record, recording
+
+LENGTHS = torch.tensor([5, 3])  # a batch of 2 with unequal lengths
+B, T, F, H = 2, 5, 4, 6
+
+
+def features(seed: int = 0) -> torch.Tensor:
+    torch.manual_seed(seed)
+    return torch.randn(B, T, F)  # (B, T, F); the second row is padded past step 3
+
+
+def model(name: str, **options) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model(name, **options).eval()
+
+
+def recorded(run) -> tuple[object, Inside]:
+    """run() inside a recording, and run() again outside: (the output, what was recorded);
+    the two outputs must agree (the recording takes the reference path where a kernel is fused)."""
+    plain = run()
+    with torch.no_grad(), recording() as seen:
+        output = run()
+    for a, b in zip(_tensors(plain), _tensors(output)):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    return output, seen
+
+
+def _tensors(output) -> list[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, (tuple, list)):
+        return [t for part in output for t in _tensors(part)]
+    return []
+
+
+def shapes(seen: Inside) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(value.shape) for name, value in seen.items()}
+
+
+def assert_gates(seen: Inside, names: list[str], lengths: torch.Tensor) -> None:
+    """Gates lie in [0, 1] at real steps and are 0 past each sequence's end."""
+    for name in names:
+        gate = seen[name]  # (B, T, H)
+        assert ((gate >= 0) & (gate <= 1)).all(), name
+        for b, n in enumerate(lengths.tolist()):
+            assert gate[b, n:].abs().sum() == 0, name
+            assert gate[b, :n].abs().sum() > 0, name
+
+
+# --- the hook itself ---------------------------------------------------------------------
+def test_pieces_join_and_later_axes_are_zero_padded():
+    steps = [torch.full((2, 1, k), float(k)) for k in (1, 2, 3)]  # a cached decoder: one key more per step
+    joined = join(steps, along=1)
+    assert joined.shape == (2, 3, 3)
+    assert joined[0].tolist() == [[1, 0, 0], [2, 2, 0], [3, 3, 3]]
+
+
+def test_record_outside_a_recording_does_nothing_and_recordings_do_not_nest():
+    record("x", torch.ones(2))
+    with recording() as seen:
+        record("x", torch.ones(2), step=True)
+        record("x", 2 * torch.ones(2), step=True)
+        with pytest.raises(RuntimeError, match="do not nest"):
+            with recording():
+                pass
+    assert seen["x"].tolist() == [[1, 2], [1, 2]]
+    assert not inside.recording_now()
+
+
+def test_a_record_is_a_copy_the_model_cannot_overwrite():
+    state = torch.zeros(2)
+    with recording() as seen:
+        record("state", state)
+        state.add_(1)  # Hopfield updates its state in place
+    assert seen["state"].tolist() == [0, 0]
+
+
+# --- recurrent models ----------------------------------------------------------------------
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_records_its_gates_and_cell_norm_per_layer_and_direction(bidirectional):
+    lstm = model("lstm", input_size=F, hidden_size=H, num_layers=2, bidirectional=bidirectional)
+    _, seen = recorded(lambda: lstm(features(), LENGTHS))
+    directions = ["forward", "backward"] if bidirectional else ["forward"]
+    expected = {}
+    for layer in (0, 1):
+        for d in directions:
+            for gate in ("input_gate", "forget_gate", "output_gate"):
+                expected[f"lstm.layer{layer}.{d}.{gate}"] = (B, T, H)
+            expected[f"lstm.layer{layer}.{d}.cell_norm"] = (B, T)
+    assert shapes(seen) == expected
+    assert_gates(seen, [n for n in expected if n.endswith("gate")], LENGTHS)
+
+
+def test_lstm_backward_gates_are_in_token_order():
+    """Row b alone and row b in a padded batch record the same gates at the same tokens."""
+    lstm = model("lstm", input_size=F, hidden_size=H, bidirectional=True)
+    x = features()
+    with torch.no_grad(), recording() as batch:
+        lstm(x, LENGTHS)
+    with torch.no_grad(), recording() as alone:
+        lstm(x[1:, :3], LENGTHS[1:])
+    gate = "lstm.layer0.backward.input_gate"
+    torch.testing.assert_close(batch[gate][1, :3], alone[gate][0], atol=1e-6, rtol=1e-6)
+
+
+def test_the_fused_kernel_runs_outside_a_recording(monkeypatch):
+    lstm = model("lstm", input_size=F, hidden_size=H)
+    monkeypatch.setattr(type(lstm), "_forward_reference", lambda *a, **k: pytest.fail("the loop ran"))
+    lstm(features(), LENGTHS)
+
+
+# --- encoder-decoders ------------------------------------------------------------------------
+VOCAB = dict(source_vocab_size=11, target_vocab_size=13, embedding_dim=8, hidden_size=H, attention_size=5,
+             maxout_size=4)
+SOURCE = torch.tensor([[4, 5, 6, 7, 8], [4, 9, 10, 0, 0]])  # (B, S): lengths 5 and 3
+TARGET_IN = torch.tensor([[1, 4, 5, 6], [1, 7, 8, 0]])  # (B, T)
+
+
+def assert_attention(weights: torch.Tensor, source_lengths: torch.Tensor) -> None:
+    """Rows sum to 1 over each sentence's real source words; pads get 0."""
+    torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
+    for b, n in enumerate(source_lengths.tolist()):
+        assert weights[b, ..., n:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("decoder", ["gru", "lstm"])
+def test_bahdanau_records_attention_per_target_step_under_teacher_forcing(decoder):
+    net = model("bahdanau", decoder=decoder, **VOCAB)
+    (_, weights), seen = recorded(lambda: net(SOURCE, LENGTHS, TARGET_IN))
+    assert seen["bahdanau.attention"].shape == (B, 4, 5)
+    torch.testing.assert_close(seen["bahdanau.attention"], weights)
+    assert_attention(seen["bahdanau.attention"], LENGTHS)
+    assert seen["bahdanau.encoder.layer0.backward.update_gate"].shape == (B, 5, H)
+    gates = "input_gate" if decoder == "lstm" else "update_gate"
+    assert seen[f"bahdanau.decoder.layer0.forward.{gates}"].shape == (B, 4, H)
+
+
+def test_bahdanau_greedy_decoding_stacks_one_attention_row_per_output_token():
+    net = model("bahdanau", **VOCAB)
+    with torch.no_grad(), recording() as seen:
+        hypotheses = greedy_search(net, SOURCE, LENGTHS, torch.tensor([6, 6]), bos=1, eos=2)
+    attention = seen["bahdanau.attention"]  # (B, steps, S): every row is decoded until all are finished
+    assert attention.shape == (B, max(len(a) for a in hypotheses.attention), 5)
+    assert_attention(attention, LENGTHS)
+    for b, returned in enumerate(hypotheses.attention):  # the search's own (steps_b, S_b), cut to the sentence
+        torch.testing.assert_close(attention[b, :len(returned), :int(LENGTHS[b])], returned)
+
+
+# --- no cost outside a recording ---------------------------------------------------------------
+def test_nothing_is_recorded_or_copied_outside_a_recording(monkeypatch):
+    """Inside.add is where every copy is made: outside a recording no model may reach it."""
+    monkeypatch.setattr(Inside, "add", lambda *a, **k: pytest.fail("recorded outside a recording"))
+    model("lstm", input_size=F, hidden_size=H, impl="reference", bidirectional=True)(features(), LENGTHS)
+    net = model("bahdanau", decoder="lstm", impl="reference", **VOCAB)
+    net(SOURCE, LENGTHS, TARGET_IN)
+    greedy_search(net, SOURCE, LENGTHS, torch.tensor([4, 4]), bos=1, eos=2)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_gru_records_its_update_and_reset_gates(bidirectional):
+    gru = model("gru", input_size=F, hidden_size=H, bidirectional=bidirectional)
+    _, seen = recorded(lambda: gru(features(), LENGTHS))
+    names = [f"gru.layer0.{d}.{g}" for d in (["forward", "backward"] if bidirectional else ["forward"])
+             for g in ("update_gate", "reset_gate")]
+    assert shapes(seen) == {name: (B, T, H) for name in names}
+    assert_gates(seen, names, LENGTHS)
+
+
+def test_elman_records_its_hidden_state():
+    elman = model("elman", input_size=F, hidden_size=H, num_layers=2)
+    (outputs, _), seen = recorded(lambda: elman(features(), LENGTHS))
+    assert shapes(seen) == {"elman.layer0.forward.hidden": (B, T, H), "elman.layer1.forward.hidden": (B, T, H)}
+    torch.testing.assert_close(seen["elman.layer1.forward.hidden"], outputs)  # the top layer's h(t) is the output
