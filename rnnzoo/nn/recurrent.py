@@ -19,6 +19,11 @@ Two ways to run the same parameters:
   and the loop walks ``unbind`` views rather than indexing (both as in PyTorch's
   ``benchmarks/fastrnns``), so the loop body is one matmul plus elementwise ops.
 
+Inside a recording (rnnzoo.nn.inside) a family with an ``inside_name`` runs the loop under
+every impl, since the kernels never form the gates (its outputs equal the kernel's to float
+rounding): what its cell records at each step (``input_gate``, (B, H)) becomes
+``<inside_name>.layer<k>.<forward|backward>.input_gate`` (B, T, H). Outside one, nothing changes.
+
 State layout (PyTorch's): one tensor ``(num_layers * num_directions, B, H)`` per state
 component, index ``layer * num_directions + direction``; an LSTM's state is the pair
 ``(h, c)``, elman's and gru's a single tensor ``h``, jordan's a single tensor ``s`` of its
