@@ -1,6 +1,7 @@
 """Importing a Hugging Face BERT folder (what `save_pretrained` writes) as an rnnzoo `bert`.
 
     model, config = rnnzoo.load_pretrained("path/to/bert-folder")
+    tokenizer = load_tokenizer("path/to/bert-folder")     # its vocab.txt: BertTokenizer's ids
 
 The folder holds `config.json` and the weights in `model.safetensors` (read with safetensors),
 `pytorch_model.bin` (read with `torch.load(weights_only=True)`: no pickled code runs), or a
@@ -11,8 +12,14 @@ embedding LayerNorm, post-LN blocks, tied MLM decoder, pooler and NSP head); onl
 differ, and W^Q, W^K, W^V are one (3H, H) matrix here. Every parameter of the rnnzoo model must
 be found in the file with its shape, else an RnnzooError names the first missing or mismatched
 tensor and nothing is loaded. Tensors rnnzoo has no place for (a classifier head, a pooler
-without an NSP head) are left out with a warning. The WordPiece tokenizer (vocab.txt) is not
-read here: the ids are the folder's own.
+without an NSP head) are left out with a warning.
+
+`load_tokenizer` reads the folder's WordPiece vocabulary (vocab.txt, or the tokenizer.json that
+transformers 5 writes instead) with the options of its tokenizer_config.json (do_lower_case,
+strip_accents, tokenize_chinese_chars, never_split, the special tokens' spellings; BertTokenizer's
+defaults where absent: lower-casing). The ids are the folder's own: [PAD] [UNK] [CLS] [SEP] [MASK]
+wherever they are (100..103 in bert-base), playing rnnzoo's pad, unk, bos, eos and mask.
+`model.init_from=FOLDER` uses both (rnnzoo.training.pretrained).
 """
 
 from __future__ import annotations
@@ -25,11 +32,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..data.tokenize import Tokenizer
 from ..errors import RnnzooError
 from .bert import Bert, BertConfig
 
 # HF names (after the "bert." prefix is removed) of what rnnzoo has no place for, silently skipped
 IGNORED = ("embeddings.position_ids",)
+# rnnzoo's special roles -> (the tokenizer_config.json key naming that token, BERT's spelling)
+SPECIAL_KEYS = {"pad": ("pad_token", "[PAD]"), "unk": ("unk_token", "[UNK]"), "bos": ("cls_token", "[CLS]"),
+                "eos": ("sep_token", "[SEP]"), "mask": ("mask_token", "[MASK]")}
+
+
+def is_hf_folder(path: str | Path) -> bool:
+    """Whether `path` is a folder in the layout `save_pretrained` writes (it holds config.json)."""
+    return Path(path).is_dir() and (Path(path) / "config.json").is_file()
 
 
 def load_pretrained(path: str | Path) -> tuple[Bert, BertConfig]:
@@ -38,13 +54,68 @@ def load_pretrained(path: str | Path) -> tuple[Bert, BertConfig]:
     if not folder.is_dir():
         raise RnnzooError(f"{folder} is not a folder: expected a Hugging Face BERT folder "
                           "(config.json and model.safetensors or pytorch_model.bin)")
-    hf = _read_config(folder)
+    hf = read_config(folder)
     weights = _read_weights(folder)
     config = bert_config(hf, next_sentence=_has(weights, "cls.seq_relationship.weight"))
     model = Bert(config)
     state = map_state_dict(weights, model)
     model.load_state_dict(state, strict=True)
     return model.eval(), config
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The folder's config.json as a dict (RnnzooError where it is missing or not JSON)."""
+    return _read_json(Path(path) / "config.json", "expected a Hugging Face BERT folder")
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """The folder's WordPiece tokenizer: BertTokenizer's ids for the same folder (see the module
+    docstring); RnnzooError naming the file for a missing vocabulary or special token."""
+    folder = Path(path)
+    options = _tokenizer_options(folder)
+    roles = {role: _token_text(options.get(key, spelling)) for role, (key, spelling) in SPECIAL_KEYS.items()}
+    pieces, source = _read_pieces(folder)
+    try:
+        return Tokenizer.bert_wordpiece(pieces, roles, lowercase=options.get("do_lower_case", True),
+                                        strip_accents=options.get("strip_accents"),
+                                        chinese_chars=options.get("tokenize_chinese_chars", True),
+                                        never_split=options.get("never_split") or ())
+    except ValueError as error:  # a repeated piece, a special missing
+        raise RnnzooError(f"{source}: {error} (BERT's specials are {', '.join(s for _, s in SPECIAL_KEYS.values())}"
+                          f"; tokenizer_config.json may name others)") from None
+
+
+def _tokenizer_options(folder: Path) -> dict[str, Any]:
+    """tokenizer_config.json's options over special_tokens_map.json's (both optional)."""
+    options: dict[str, Any] = {}
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        if (folder / name).is_file():
+            options.update(_read_json(folder / name, "a tokenizer's options"))
+    return options
+
+
+def _token_text(token: Any) -> str:
+    """A special token's spelling, written as a string or as a serialized AddedToken."""
+    return str(token["content"]) if isinstance(token, dict) else str(token)
+
+
+def _read_pieces(folder: Path) -> tuple[list[str], Path]:
+    """(the WordPiece vocabulary in id order, the file it came from): vocab.txt (line i is id i,
+    as BertTokenizer reads it), else the vocabulary of a WordPiece tokenizer.json."""
+    vocab_txt, tokenizer_json = folder / "vocab.txt", folder / "tokenizer.json"
+    if vocab_txt.is_file():
+        with open(vocab_txt, encoding="utf-8") as f:  # universal newlines, as BertTokenizer reads it
+            return [line.rstrip("\n") for line in f], vocab_txt
+    if tokenizer_json.is_file():
+        model = _read_json(tokenizer_json, "a tokenizers tokenizer").get("model", {})
+        if model.get("type") != "WordPiece":
+            raise RnnzooError(f"{tokenizer_json} holds a {model.get('type')} model: a BERT's is WordPiece")
+        ranked = sorted(model["vocab"].items(), key=lambda item: item[1])
+        if [index for _, index in ranked] != list(range(len(ranked))):
+            raise RnnzooError(f"{tokenizer_json}: the WordPiece ids are not 0, 1, 2, ... without gaps")
+        return [piece for piece, _ in ranked], tokenizer_json
+    raise RnnzooError(f"{folder} has no vocab.txt (nor a WordPiece tokenizer.json): a BERT folder's tokenizer "
+                      "is its vocab.txt, one token a line, line i holding id i")
 
 
 def bert_config(hf: dict[str, Any], next_sentence: bool = False) -> BertConfig:
@@ -168,10 +239,9 @@ def _has(weights: dict[str, Tensor], name: str) -> bool:
     return name in weights or f"bert.{name}" in weights or name.removeprefix("bert.") in weights
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
+def _read_json(path: Path, expected: str) -> dict[str, Any]:
     if not path.is_file():
-        raise RnnzooError(f"{folder} has no config.json: expected a Hugging Face BERT folder")
+        raise RnnzooError(f"{path.parent} has no {path.name}: {expected}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:

@@ -211,7 +211,7 @@ class PretrainingTask(TextTask):
         generator = seeded_generator(self.seed, SPLIT_CODES[split], epoch, index)
         vocab = self.tokenizer.vocab
         corrupted, chosen = mask_tokens(batch.inputs, self.config.mask_prob, len(vocab), vocab.mask_id, generator,
-                                        len(vocab.specials))
+                                        sorted(vocab.special_ids))
         return replace(batch, inputs=corrupted, targets=batch.inputs, mask=chosen)
 
     # --- model, loss, metrics -------------------------------------------------------------
@@ -356,14 +356,18 @@ def take(pieces: list[list[int]], start: int, limit: int) -> tuple[list[int], in
 
 
 def mask_tokens(ids: Tensor, mask_prob: float, vocab_size: int, mask_id: int, generator: torch.Generator,
-                specials: int = len(SPECIALS)) -> tuple[Tensor, Tensor]:
+                specials: int | list[int] = len(SPECIALS)) -> tuple[Tensor, Tensor]:
     """BERT's corruption of ids (B, T): (the corrupted ids (B, T), the chosen positions (B, T) bool).
 
-    Ids below `specials` (<pad>, <unk>, <bos>, <eos>, <mask>: 0..4 in every rnnzoo vocabulary) are
-    never chosen, nor drawn as random replacements."""
-    chosen = (ids >= specials) & (torch.rand(ids.shape, generator=generator) < mask_prob)  # (B, T)
+    The special ids (`specials`: a list, or an int for the ids below it, <pad> <unk> <bos> <eos>
+    <mask> = 0..4 in every vocabulary rnnzoo builds; [PAD] [UNK] [CLS] [SEP] [MASK] wherever a
+    BERT's vocab.txt has them) are never chosen, nor drawn as random replacements."""
+    regular = torch.ones(vocab_size, dtype=torch.bool)  # (V,)
+    regular[list(range(specials)) if isinstance(specials, int) else specials] = False
+    pool = regular.nonzero().squeeze(1)  # (V - S,) the ids a random replacement is drawn from
+    chosen = regular[ids] & (torch.rand(ids.shape, generator=generator) < mask_prob)  # (B, T)
     fate = torch.rand(ids.shape, generator=generator)  # (B, T): < 0.8 mask, < 0.9 random, else keep
-    random_ids = torch.randint(specials, vocab_size, ids.shape, generator=generator)  # (B, T)
+    random_ids = pool[torch.randint(0, len(pool), ids.shape, generator=generator)]  # (B, T)
     corrupted = torch.where(chosen & (fate < MASK_SHARE), torch.full_like(ids, mask_id), ids)
     randomized = chosen & (fate >= MASK_SHARE) & (fate < MASK_SHARE + RANDOM_SHARE)
     return torch.where(randomized, random_ids, corrupted), chosen
