@@ -158,6 +158,117 @@ def test_bahdanau_greedy_decoding_stacks_one_attention_row_per_output_token():
         torch.testing.assert_close(attention[b, :len(returned), :int(LENGTHS[b])], returned)
 
 
+
+# --- transformers ----------------------------------------------------------------------------
+TRANSFORMER = dict(d_model=8, num_heads=2, num_layers=2, dropout=0.0)
+HEADS = 2
+
+
+def assert_rows(weights: torch.Tensor, key_lengths: torch.Tensor | None = None, causal: bool = False) -> None:
+    """(B, h, T, S) rows sum to 1; pad keys (past key_lengths) and, causal, future keys get 0."""
+    torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
+    if key_lengths is not None:
+        for b, n in enumerate(key_lengths.tolist()):
+            assert weights[b, ..., n:].abs().sum() == 0
+    if causal:
+        assert torch.equal(weights, weights.tril())
+
+
+def test_transformer_records_every_attention_per_layer_and_head_under_teacher_forcing():
+    net = model("transformer", source_vocab_size=11, target_vocab_size=13, **TRANSFORMER)
+    (_, last), seen = recorded(lambda: net(SOURCE, LENGTHS, TARGET_IN))
+    expected = {}
+    for i in (0, 1):
+        expected[f"transformer.encoder.layer{i}.self_attention"] = (B, HEADS, 5, 5)
+        expected[f"transformer.decoder.layer{i}.self_attention"] = (B, HEADS, 4, 4)
+        expected[f"transformer.decoder.layer{i}.cross_attention"] = (B, HEADS, 4, 5)
+    assert shapes(seen) == expected
+    for i in (0, 1):
+        assert_rows(seen[f"transformer.encoder.layer{i}.self_attention"], LENGTHS)
+        assert_rows(seen[f"transformer.decoder.layer{i}.self_attention"], causal=True)
+        assert_rows(seen[f"transformer.decoder.layer{i}.cross_attention"], LENGTHS)
+
+
+def test_transformer_decoding_step_by_step_records_what_teacher_forcing_does():
+    """One decode_step per token: the rows join into the (B, h, T, S) of teacher forcing, and the
+    cached self-attention's growing key axis is zero-padded into the causal (B, h, T, T)."""
+    net = model("transformer", source_vocab_size=11, target_vocab_size=13, **TRANSFORMER)
+    with torch.no_grad(), recording() as forced:
+        net(SOURCE, LENGTHS, TARGET_IN)
+    with torch.no_grad(), recording() as stepped:
+        memory = net.encode(SOURCE, LENGTHS)
+        cache = net.start(memory)
+        for previous in TARGET_IN.unbind(1):
+            _, cache, _ = net.decode_step(previous, memory, cache)
+    assert shapes(stepped) == shapes(forced)
+    for name in forced:
+        torch.testing.assert_close(stepped[name], forced[name], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", ["encoder", "decoder"])
+def test_sequence_transformers_record_their_self_attention(shape):
+    net = model("transformer", shape=shape, input_size=F, **TRANSFORMER)
+    _, seen = recorded(lambda: net(features(), LENGTHS))
+    assert shapes(seen) == {f"transformer.{shape}.layer{i}.self_attention": (B, HEADS, T, T) for i in (0, 1)}
+    for weights in seen.values():
+        assert_rows(weights, LENGTHS if shape == "encoder" else None, causal=shape == "decoder")
+
+
+def test_bert_records_its_self_attention():
+    bert = model("bert", vocab_size=20, hidden_size=8, num_heads=HEADS, num_layers=2)
+    ids = torch.tensor([[1, 7, 8, 9, 2], [1, 10, 2, 0, 0]])  # (B, T): lengths 5 and 3
+    lengths = torch.tensor([5, 3])
+    _, seen = recorded(lambda: bert(ids, lengths))
+    assert shapes(seen) == {f"bert.encoder.layer{i}.self_attention": (B, HEADS, 5, 5) for i in (0, 1)}
+    for weights in seen.values():
+        assert_rows(weights, lengths)
+
+
+def test_the_fused_attention_kernel_runs_outside_a_recording(monkeypatch):
+    from rnnzoo.nn.attention import MultiheadAttention
+    net = model("transformer", shape="encoder", input_size=F, **TRANSFORMER)
+    monkeypatch.setattr(MultiheadAttention, "attend_explicitly", lambda *a: pytest.fail("weights formed"))
+    net(features(), LENGTHS)
+
+
+# --- Hopfield networks -----------------------------------------------------------------------
+def stored_and_probes(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """3 random ±1 patterns of 32 units, and 2 probes: patterns 0 and 1 with 8 units flipped."""
+    generator = torch.Generator().manual_seed(seed)
+    patterns = torch.randint(0, 2, (3, 32), generator=generator).float() * 2 - 1  # (P, N)
+    probes = patterns[:2].clone()
+    probes[:, :8] *= -1
+    return patterns, probes
+
+
+@pytest.mark.parametrize("update", ["async", "sync"])
+def test_hopfield_records_state_and_energy_of_every_sweep(update):
+    net = model("hopfield", update=update)
+    patterns, probes = stored_and_probes()
+    net.store(patterns)
+    run = lambda: net.recall(probes, 10, generator=torch.Generator().manual_seed(0))  # noqa: E731
+    final, seen = recorded(run)
+    sweeps = seen["hopfield.energy"].shape[1]
+    assert shapes(seen) == {"hopfield.state": (B, sweeps, 32), "hopfield.energy": (B, sweeps)}
+    assert 2 <= sweeps <= 11  # the probe, then one entry per sweep until nothing moves
+    assert torch.equal(seen["hopfield.state"][:, 0], probes) and torch.equal(seen["hopfield.state"][:, -1], final)
+    torch.testing.assert_close(seen["hopfield.energy"], net.energy(seen["hopfield.state"].flatten(0, 1)).view(B, -1))
+    if update == "async":  # each single-unit update lowers E or keeps it
+        assert (seen["hopfield.energy"].diff(dim=1) <= 1e-6).all()
+        assert (seen["hopfield.energy"][:, -1] < seen["hopfield.energy"][:, 0]).all()
+
+
+def test_modern_hopfield_records_state_and_energy_of_every_update():
+    net = model("modern_hopfield", beta=0.5)
+    patterns, probes = stored_and_probes()
+    net.store(patterns)
+    final, seen = recorded(lambda: net.recall(probes, 5))
+    updates = seen["modern_hopfield.energy"].shape[1]
+    assert shapes(seen) == {"modern_hopfield.state": (B, updates, 32), "modern_hopfield.energy": (B, updates)}
+    torch.testing.assert_close(seen["modern_hopfield.state"][:, -1], final)
+    assert (seen["modern_hopfield.energy"].diff(dim=1) <= 1e-5).all()  # CCCP: E never rises
+
+
 # --- no cost outside a recording ---------------------------------------------------------------
 def test_nothing_is_recorded_or_copied_outside_a_recording(monkeypatch):
     """Inside.add is where every copy is made: outside a recording no model may reach it."""
@@ -166,6 +277,16 @@ def test_nothing_is_recorded_or_copied_outside_a_recording(monkeypatch):
     net = model("bahdanau", decoder="lstm", impl="reference", **VOCAB)
     net(SOURCE, LENGTHS, TARGET_IN)
     greedy_search(net, SOURCE, LENGTHS, torch.tensor([4, 4]), bos=1, eos=2)
+    transformer = model("transformer", source_vocab_size=11, target_vocab_size=13, **TRANSFORMER)
+    transformer(SOURCE, LENGTHS, TARGET_IN)
+    greedy_search(transformer, SOURCE, LENGTHS, torch.tensor([4, 4]), bos=1, eos=2)
+    model("transformer", shape="decoder", input_size=F, **TRANSFORMER)(features(), LENGTHS)
+    model("bert", vocab_size=20, hidden_size=8, num_layers=1)(SOURCE, LENGTHS)
+    patterns, probes = stored_and_probes()
+    for name in ("hopfield", "modern_hopfield"):
+        memory = model(name)
+        memory.store(patterns)
+        memory.recall(probes, 3)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -47,6 +47,9 @@ Sizes (Turc et al. 2019, "Well-Read Students Learn Better", the 24 compact BERTs
 
 `model=bert_mini` and `model=bert_small` are YAML presets of this one registered model; any
 size is `model.hidden_size=... model.num_layers=... model.num_heads=...`.
+
+Inside a recording (rnnzoo.nn.inside, docs/inside.md) each layer i records its attention per
+head, `bert.encoder.layer{i}.self_attention` (B, A, T, T); rows sum to 1 over the real tokens.
 """
 
 from __future__ import annotations
@@ -159,7 +162,8 @@ class Bert(nn.Module):
         self.output_size = config.hidden_size
         self.max_positions = config.max_positions
         self.embeddings = BertEmbeddings(config)
-        self.encoder = TransformerStack(encoder_config(config), config.num_layers, eps=config.layer_norm_eps)
+        self.encoder = TransformerStack(encoder_config(config), config.num_layers, eps=config.layer_norm_eps,
+                                        inside_name="bert.encoder")
         self.mlm = MaskedLMHead(config.hidden_size, self.embeddings.tokens, config.layer_norm_eps)
         if config.next_sentence:
             self.pooler = nn.Linear(config.hidden_size, config.hidden_size)  # tanh(W_p h_[CLS] + b_p)

@@ -33,6 +33,10 @@ Storing P patterns ξ^1..ξ^P ∈ {-1, +1}^N:
 The weights are buffers, not parameters: the network learns by storing, without gradients
 (see `rnnzoo.training.hebbian`). Its size N is that of the patterns it stores (or of the
 state_dict it loads), so the task that owns the patterns owns N.
+
+Inside a recording (rnnzoo.nn.inside, docs/inside.md) `recall` records the probe and the state
+after every sweep, `hopfield.state` (B, sweeps + 1, N), and their energies, `hopfield.energy`
+(B, sweeps + 1): non-increasing under `update="async"`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..nn.inside import record, recording_now
 from ..registry import MODELS, help_field
 
 RULES = ("hebbian", "storkey")
@@ -92,6 +97,14 @@ def storkey(weight: Tensor, patterns: Tensor) -> Tensor:
         weight = weight + (torch.outer(xi, xi) - xi[:, None] * h.T - h * xi[None, :]) / N
         weight.fill_diagonal_(0)
     return weight
+
+
+def record_recall(name: str, memory: nn.Module, states: Tensor) -> None:
+    """Inside a recording, one step of a recall: `<name>.state` (B, N) and `<name>.energy` (B,),
+    each stacked over the steps; outside one, nothing (not even the energy is computed)."""
+    if recording_now():
+        record(f"{name}.state", states, step=True)
+        record(f"{name}.energy", memory.energy(states), step=True)
 
 
 def align(states: Tensor, drive: Tensor) -> Tensor:
@@ -172,9 +185,11 @@ class Hopfield(ResizeOnLoad, nn.Module):
         if self.num_units == 0:
             raise RuntimeError("recall from an empty memory: store patterns first")
         states = check_patterns(probe, self.num_units, binary=True).to(self.weight.device).clone()
+        record_recall("hopfield", self, states)
         for _ in range(steps):
             before = states.clone()
             self.sweep_(states, generator)
+            record_recall("hopfield", self, states)
             if torch.equal(states, before):
                 break
         return states

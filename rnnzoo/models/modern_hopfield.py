@@ -38,6 +38,10 @@ retrieved keys. This file uses the one update three ways:
 
 `update_steps` > 1 iterates the update in the association space (queries ←
 softmax(β Q Kᵀ) K) before the values are read, as the paper's layers can.
+
+Inside a recording (rnnzoo.nn.inside, docs/inside.md) `recall` records the probe and the state
+after every update, `modern_hopfield.state` (B, updates + 1, N), and their energies E(ξ),
+`modern_hopfield.energy` (B, updates + 1): non-increasing (the update is a CCCP step).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from torch import Tensor, nn
 
 from ..nn.hopfield import HopfieldPooling, HopfieldRetrieval, association, hopfield_update, padding_mask  # noqa: F401 (re-exported: their home before rnnzoo.nn)
 from ..registry import MODELS, help_field
-from .hopfield import ResizeOnLoad, check_patterns
+from .hopfield import ResizeOnLoad, check_patterns, record_recall
 
 TOLERANCE = 1e-6  # recall stops once no unit of any state moves by more than this
 
@@ -129,10 +133,12 @@ class ModernHopfield(ResizeOnLoad, nn.Module):
         if self.num_units == 0:
             raise RuntimeError("recall from an empty memory: store patterns first")
         state = check_patterns(probe, self.num_units, binary=False).to(self.patterns.device)
+        record_recall("modern_hopfield", self, state)
         for _ in range(steps):
             new = hopfield_update(state, self.patterns, self.memory_beta)  # (B, N)
             moved = (new - state).abs().max()
             state = new
+            record_recall("modern_hopfield", self, state)
             if moved <= TOLERANCE:
                 break
         return state

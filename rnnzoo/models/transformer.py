@@ -29,6 +29,16 @@ The KV cache of decoding, per decoder layer i (batch-first, so beam search reord
     cross_keys{i}, cross_values{i}    (B, h, S, d_k)   encoder_decoder: over the source, in `Memory.extras`
     inputs                            (B, t, d_model)  decoder shape: its projected inputs; past
                                                        max_positions the window slides to its newest half
+
+Inside a recording (rnnzoo.nn.inside, docs/inside.md) every attention forms its weights
+explicitly and records them per head: `transformer.encoder.layer{i}.self_attention` (B, h, S, S),
+`transformer.decoder.layer{i}.self_attention` (B, h, T, T) and, in the encoder_decoder shape,
+`transformer.decoder.layer{i}.cross_attention` (B, h, T, S); rows sum to 1 over the keys a
+query may see (pads and the future get 0). Decoding one token per `decode_step` records one
+row per step, joined into the same (B, h, T, ...) as teacher forcing. The sequence shapes
+record under `transformer.encoder` or `transformer.decoder` alike (the decoder shape's window,
+once it slides past max_positions, adds the rebuilt rows). Beam search records decoder rows,
+not hypotheses (see rnnzoo.models.bahdanau).
 """
 
 from __future__ import annotations
@@ -128,8 +138,8 @@ class TransformerEncoderDecoder(EncoderDecoder):
         self.target_embed = self.source_embed if config.share_embeddings else token_embedding(V_t, d)
         self.source_positions = Positions(config.positions, config.max_positions, d, config.position_std)
         self.target_positions = Positions(config.positions, config.max_positions, d, config.position_std)
-        self.encoder = TransformerStack(config, config.num_layers)
-        self.decoder = TransformerStack(config, self.num_decoder_layers, cross=True)
+        self.encoder = TransformerStack(config, config.num_layers, inside_name="transformer.encoder")
+        self.decoder = TransformerStack(config, self.num_decoder_layers, cross=True, inside_name="transformer.decoder")
         self.output = nn.Linear(d, V_t, bias=config.bias)
         if config.tie_embeddings:
             self.output.weight = self.target_embed.weight  # (V, d): one matrix reads and writes tokens
@@ -212,7 +222,7 @@ class SequenceTransformer(nn.Module):
         same = config.input_size == config.d_model
         self.project = nn.Identity() if same else nn.Linear(config.input_size, config.d_model, bias=config.bias)
         self.positions = Positions(config.positions, config.max_positions, config.d_model, config.position_std)
-        self.stack = TransformerStack(config, config.num_layers)
+        self.stack = TransformerStack(config, config.num_layers, inside_name=f"transformer.{config.shape}")
         self.dropout = nn.Dropout(config.dropout)
 
     @classmethod

@@ -19,6 +19,10 @@ query s(t-1) against every source state h_j:
     general   e(t, j) = s(t-1)^T W_a h_j
     α(t, j) = softmax_j e(t, j) (pads get 0),   c(t) = Σ_j α(t, j) h_j
 
+Inside a recording (rnnzoo.nn.inside) a `MultiheadAttention` with an `inside_name` forms its
+weights explicitly (the fused kernels never do) and records them per head, (B, h, T, S); a
+cached decoder's one-query steps join along T, into the (B, h, T, S) teacher forcing forms.
+
 The modern Hopfield update, which is attention too, lives with its layers in rnnzoo.nn.hopfield.
 See docs/transformer.md for why each piece is there.
 """
@@ -33,6 +37,7 @@ from torch.nn import functional as F
 
 from ..errors import RnnzooError
 from .encoder_decoder import Memory
+from .inside import record, recording_now
 
 KeyValues = tuple[Tensor, Tensor]  # one layer's attention keys and values, (B, h, S, d_k) each
 SCORES = ("additive", "dot", "general")
@@ -65,6 +70,8 @@ class MultiheadAttention(nn.Module):
     Keys and values come in already projected (`key_values`), so a caller can cache them
     (the decoder's earlier positions) or compute them once (the encoder's output).
     """
+
+    inside_name: str | None = None  # what a recording calls its weights (set by its stack); None: not recorded
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
         super().__init__()
@@ -112,9 +119,13 @@ class MultiheadAttention(nn.Module):
         causal = causal and T > 1  # a single newest query may see every key anyway
         dropout = self.dropout if self.training else 0.0
         weights = None
-        if need_weights:
+        recorded = recording_now() and self.inside_name is not None
+        if need_weights or recorded:
             mask = attention_mask(key_mask, T, S, causal, q.device)
-            out, weights = self.attend_explicitly(q, keys, values, mask, dropout)
+            out, heads = self.attend_explicitly(q, keys, values, mask, dropout)  # heads: (B, h, T, S)
+            weights = heads.mean(1) if need_weights else None
+            if recorded:
+                record(self.inside_name, heads, along=2)  # a cached decoder's steps join along T
         elif key_mask is None and (not causal or T == S):
             # PyTorch's fused kernels (flash / memory-efficient attention on GPUs); is_causal
             # aligns the mask top-left, right only when queries and keys are the same positions
@@ -130,13 +141,13 @@ class MultiheadAttention(nn.Module):
         """Eq. 1 written out, for when the weights are wanted (the fused kernels never form them).
 
         Returns softmax(q k^T / sqrt(d_k)) v (B, h, T, d_k) and the weights before dropout,
-        averaged over the heads (B, T, S).
+        per head (B, h, T, S).
         """
         scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, T, S)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=-1)  # (B, h, T, S)
-        return F.dropout(weights, dropout) @ v, weights.mean(1)
+        return F.dropout(weights, dropout) @ v, weights
 
 
 # --- additive attention (Bahdanau) and Luong's scores --------------------------------------

@@ -97,11 +97,18 @@ class TransformerLayer(nn.Module):
 class TransformerStack(nn.Module):
     """N layers one after the other, and with pre-LN a final LayerNorm: without it the
     residual stream, a sum of every sub-layer's output, would reach the output unnormalized.
-    eps: every LayerNorm's epsilon (PyTorch's 1e-5; BERT's checkpoints use 1e-12)."""
+    eps: every LayerNorm's epsilon (PyTorch's 1e-5; BERT's checkpoints use 1e-12).
+    inside_name: what a recording (rnnzoo.nn.inside) calls it: layer i's weights are recorded as
+    `<inside_name>.layer<i>.self_attention` (and `.cross_attention`), (B, h, T, S)."""
 
-    def __init__(self, config: Any, num_layers: int, cross: bool = False, eps: float = 1e-5) -> None:
+    def __init__(self, config: Any, num_layers: int, cross: bool = False, eps: float = 1e-5,
+                 inside_name: str | None = None) -> None:
         super().__init__()
         self.layers = nn.ModuleList(TransformerLayer(config, cross, eps) for _ in range(num_layers))
+        for i, layer in enumerate(self.layers if inside_name else []):
+            layer.self_attention.inside_name = f"{inside_name}.layer{i}.self_attention"
+            if cross:
+                layer.cross_attention.inside_name = f"{inside_name}.layer{i}.cross_attention"
         self.final_norm = nn.LayerNorm(config.d_model, eps=eps, bias=config.bias) if config.norm == "pre" else None
         for name, p in self.named_parameters():  # Glorot-uniform weight matrices, as the Annotated Transformer
             # each of W^Q, W^K, W^V on its own (d_model x d_model) scale, as three separate Linears
