@@ -159,6 +159,16 @@ def test_bahdanau_greedy_decoding_stacks_one_attention_row_per_output_token():
 
 
 
+
+def test_seq2seq_records_its_encoder_and_decoder_cells():
+    net = model("seq2seq", **{k: v for k, v in VOCAB.items() if k != "attention_size"})
+    _, seen = recorded(lambda: net(SOURCE, LENGTHS, TARGET_IN))
+    assert shapes(seen) == {"seq2seq.encoder.layer0.forward.update_gate": (B, 5, H),
+                            "seq2seq.encoder.layer0.forward.reset_gate": (B, 5, H),
+                            "seq2seq.decoder.layer0.forward.update_gate": (B, 4, H),
+                            "seq2seq.decoder.layer0.forward.reset_gate": (B, 4, H)}
+    assert_gates(seen, [n for n in seen if ".encoder." in n], LENGTHS)
+
 # --- transformers ----------------------------------------------------------------------------
 TRANSFORMER = dict(d_model=8, num_heads=2, num_layers=2, dropout=0.0)
 HEADS = 2
