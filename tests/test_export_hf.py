@@ -21,6 +21,7 @@ from .test_bert import RUN, TINY_BERT
 from .test_classification import TINY_CLASSIFICATION, labeled_lines
 from .test_classification import tiny_files as labeled_files
 from .test_hf_bert import save_reference
+from .test_tagging import tiny_files as conll_files
 
 transformers = pytest.importorskip("transformers", reason="the HF export tests need transformers (dev extra)")
 pytest.importorskip("safetensors", reason="the HF export tests need safetensors (dev extra)")
@@ -68,7 +69,7 @@ def test_round_trip_gives_the_same_tensors_and_config(tmp_path, cls):
     for key in ("architectures", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                 "intermediate_size", "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id"):
         assert written[key] == original[key], key
-    diffs = check_folder(tmp_path / "back", model, None, False, None, TOL)
+    diffs = check_folder(tmp_path / "back", model, tolerance=TOL)
     assert set(diffs) >= {"hidden states", "MLM logits"} and max(diffs.values()) <= TOL
 
 
@@ -79,7 +80,7 @@ def test_the_check_fails_on_a_wrong_tensor(tmp_path):
     with torch.no_grad():
         model.encoder.layers[1].feed_forward.outer.bias[0] += 0.01  # (a constant shift the LayerNorm would undo)
     with pytest.raises(RnnzooError, match="check failed: transformers' .* differ from rnnzoo's"):
-        check_folder(tmp_path / "back", model, None, False, None, TOL)
+        check_folder(tmp_path / "back", model, tolerance=TOL)
 
 
 # --- a pretraining run, exported with the CLI --------------------------------------------------------
@@ -134,10 +135,12 @@ def test_out_must_be_empty_unless_overwrite(tmp_path, pretrained):
 
 
 # --- fine-tuned runs, and what has no BERT folder ----------------------------------------------------
-def finetune(tmp_path, *overrides):
+def finetune(tmp_path, *overrides, task="classification"):
+    """best.pt of a tiny bert trained two steps on tiny classification (or tagging) files."""
     run = tmp_path / "run"
-    api.train(compose_config(["task=classification", "dataset=labeled_files", *labeled_files(tmp_path),
-                              *TINY_BERT, *RUN, "task.pooling=first", "task.batch_size=4", "trainer.max_steps=2",
+    data = (["dataset=labeled_files", *labeled_files(tmp_path), "task.pooling=first"] if task == "classification"
+            else ["dataset=conll_files", *conll_files(tmp_path)])
+    api.train(compose_config([f"task={task}", *data, *TINY_BERT, *RUN, "task.batch_size=4", "trainer.max_steps=2",
                               "trainer.eval_every=2", *overrides]), run)
     return run / "checkpoints" / "best.pt"
 
@@ -150,6 +153,14 @@ def test_a_classifier_with_berts_pooler_exports_to_sequence_classification(tmp_p
     assert config["architectures"] == ["BertForSequenceClassification"]
     assert config["id2label"] == {str(i): label for i, label in enumerate(labels)}
     assert transformers.BertForSequenceClassification.from_pretrained(out).num_labels == len(labels)
+
+
+def test_a_subword_tagger_exports_to_token_classification(tmp_path):
+    checkpoint = finetune(tmp_path, "task.tokenizer=wordpiece", "task.vocab_size=60", task="tagging")
+    out = export(export_config(checkpoint, tmp_path / "hf"))  # check=true: tag logits within 1e-5, every piece
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["BertForTokenClassification"]
+    assert list(config["label2id"]) == api.load_run(checkpoint)[1].tags.itos
 
 
 def test_a_word_tokenizer_and_a_non_bert_checkpoint_are_refused(tmp_path, caplog):

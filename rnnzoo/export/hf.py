@@ -96,7 +96,8 @@ def export(cfg: Any) -> Path:
     head = task_head(network, task)
     folder = save_hf(model, out, task.tokenizer, lowercase=lowercase, head=head, overwrite=overwrite)
     if cfg.get("check", True):
-        check_folder(folder, model, task.tokenizer, lowercase, head, float(cfg.get("tolerance", 1e-4)))
+        check_folder(folder, model, task.tokenizer, lowercase=lowercase, head=head,
+                     tolerance=float(cfg.get("tolerance", 1e-4)))
     return folder
 
 
@@ -270,8 +271,8 @@ def _json(value: dict[str, Any]) -> str:
 
 
 # --- the check --------------------------------------------------------------------------------------
-def check_folder(folder: Path, model: Bert, tokenizer: Tokenizer | None, lowercase: bool, head: Head | None,
-                 tolerance: float) -> dict[str, float] | None:
+def check_folder(folder: str | Path, model: Bert, tokenizer: Tokenizer | None = None, *, lowercase: bool = False,
+                 head: Head | None = None, tolerance: float = 1e-4) -> dict[str, float] | None:
     """Load `folder` with transformers and compare its outputs with `model`'s on a padded batch
     (hidden states and every head's logits, real positions only) and its BertTokenizer's ids
     with `tokenizer`'s; the largest differences, or None when transformers is not installed.
@@ -283,6 +284,7 @@ def check_folder(folder: Path, model: Bert, tokenizer: Tokenizer | None, lowerca
         return None
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # "weights not used": the heads another class has no place for
+    folder = Path(folder)
     try:
         architecture = json.loads((folder / "config.json").read_text(encoding="utf-8"))["architectures"][0]
         reference = getattr(transformers, architecture).from_pretrained(folder).eval()
