@@ -1,0 +1,301 @@
+"""Each task's inference graph as a module of plain tensors in and out, for `torch.onnx.export`.
+
+A trained network reads task objects (a `TextBatch`, a `Memory`, a cache of nested dicts and
+tuples); an exported graph reads and writes flat, named tensors. `graphs_of(task, network)`
+gives the graphs of a task, each a `Graph`: the wrapper module, its input and output names,
+which input axes are dynamic, and how to make inputs for it (random ones of any batch and
+length, and real ones from a batch of the task's validation data). The networks themselves are
+untouched: every wrapper calls the network's own methods.
+
+| task | graph | inputs -> outputs |
+|---|---|---|
+| tagging | tagger | ids (B, T), lengths (B,) [, chars (B, T, C)] [, starts (B, W)] -> emissions (B, W, K) |
+| classification | classifier | ids (B, T), lengths (B,) -> logits (B, C) |
+| generation | step | ids (B, T), state... -> logits (B, T, V), new_state... |
+| translation | encoder | source (B, S), source_lengths (B,) -> memory..., cache... (the decoder's start) |
+| translation | decoder_step | previous (B,), memory..., cache... -> logits (B, V), new_cache... [, attention (B, S)] |
+
+A tagger's CRF (Huang et al. 2015) stays outside the graph: its transition, start and end
+scores go beside it (rnnzoo.export.onnx writes crf.json) and Viterbi runs in the caller,
+O(T K^2) on the emissions. The generation step's state is an RNN's (h[, c]) of shape
+(layers * directions, B, H), or a decoder Transformer's KV cache (`inputs`, `keys{i}`,
+`values{i}`, past length P, which may be 0); passing `new_*` back as the next call's state
+continues the text, as `rnnzoo sample` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..nn.encoder_decoder import Memory
+from ..tasks.text import TextBatch
+
+Inputs = tuple[Tensor, ...]
+
+
+@dataclass
+class Graph:
+    """One exported graph. `random(batch, length, generator)` makes inputs of that size;
+    `real(batch)` turns a batch of the task's validation data into inputs (None: none)."""
+
+    name: str
+    module: nn.Module
+    input_names: list[str]
+    output_names: list[str]
+    input_axes: dict[str, dict[int, str]]
+    random: Callable[[int, int, torch.Generator], Inputs]
+    real: Callable[[Any], Inputs] | None = None
+    about: str = ""
+
+
+# --- flattening nested state --------------------------------------------------------------------
+def flatten(prefix: str, structure: Any) -> list[tuple[str, Tensor]]:
+    """(name, tensor) of every tensor in a nested dict/tuple: `state` for one tensor, `state0`,
+    `state1` for a tuple, `cache.keys0` for a dict entry."""
+    if isinstance(structure, Tensor):
+        return [(prefix, structure)]
+    if isinstance(structure, dict):
+        return [item for key in sorted(structure) for item in flatten(f"{prefix}.{key}", structure[key])]
+    if isinstance(structure, (tuple, list)):
+        return [item for i, part in enumerate(structure) for item in flatten(f"{prefix}{i}", part)]
+    raise TypeError(f"cannot flatten {type(structure).__name__}")
+
+
+def unflatten(like: Any, tensors: list[Tensor]) -> Any:
+    """The inverse of `flatten`: `tensors` in flatten's order, in the shape of `like`."""
+    if isinstance(like, Tensor):
+        return tensors.pop(0)
+    if isinstance(like, dict):
+        return {key: unflatten(like[key], tensors) for key in sorted(like)}
+    return type(like)(unflatten(part, tensors) for part in like)
+
+
+def memory_dict(memory: Memory) -> dict[str, Tensor]:
+    return {"states": memory.states, "mask": memory.mask, **memory.extras}
+
+
+def dict_memory(values: dict[str, Tensor]) -> Memory:
+    extras = {k: v for k, v in values.items() if k not in ("states", "mask")}
+    return Memory(values["states"], values["mask"], extras)
+
+
+def random_ids(batch: int, length: int, vocab: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Right-padded ids (B, T) in [1, vocab), 0 at pads, and lengths (B,): the first row full,
+    the others of random lengths in [1, T]."""
+    lengths = torch.randint(1, length + 1, (batch,), generator=generator)
+    lengths[0] = length
+    ids = torch.randint(1, max(vocab, 2), (batch, length), generator=generator)
+    return ids.masked_fill(torch.arange(length) >= lengths[:, None], 0), lengths
+
+
+# --- tagging and classification -----------------------------------------------------------------
+class TextGraph(nn.Module):
+    """ids (B, T), lengths (B,) [, chars (B, T, C)] [, starts (B, W)] -> the network's output on
+    the `TextBatch` they make (a tagger's emissions (B, W, K), a classifier's logits (B, C))."""
+
+    def __init__(self, network: nn.Module, chars: bool, starts: bool) -> None:
+        super().__init__()
+        self.network, self.chars, self.starts = network, chars, starts
+
+    def forward(self, ids: Tensor, lengths: Tensor, *extra: Tensor) -> Tensor:
+        mask = torch.arange(ids.shape[1]) < lengths.unsqueeze(1)  # (B, T)
+        batch = TextBatch(ids, mask.long(), mask, lengths)
+        extra_list = list(extra)
+        if self.chars:
+            batch.chars = extra_list.pop(0)
+        if self.starts:
+            batch.starts = extra_list.pop(0)
+        return self.network(batch)
+
+
+def text_graph(name: str, task: Any, network: nn.Module, output: str, about: str) -> Graph:
+    chars = getattr(task, "chars", None) is not None
+    starts = bool(getattr(task, "framed", False)) or task.tokenizer.level != "word"
+    starts = starts and name == "tagger"
+    vocab = len(task.tokenizer)
+    names = ["ids", "lengths"] + (["chars"] if chars else []) + (["starts"] if starts else [])
+    axes = {"ids": {0: "batch", 1: "length"}, "lengths": {0: "batch"}, "chars": {0: "batch", 1: "words", 2: "chars"},
+            "starts": {0: "batch", 1: "words"}}
+
+    def random(batch: int, length: int, generator: torch.Generator) -> Inputs:
+        ids, lengths = random_ids(batch, length, vocab, generator)
+        extra = []
+        if chars:
+            extra.append(torch.randint(0, len(task.chars), (batch, length, 4), generator=generator))
+        if starts:  # every token starts a word: W = T
+            extra.append(torch.arange(length).expand(batch, length).clone())
+        return (ids, lengths, *extra)
+
+    def real(batch: TextBatch) -> Inputs:
+        extra = ([batch.chars] if chars else []) + ([batch.starts] if starts else [])
+        return (batch.inputs, batch.lengths, *extra)
+
+    return Graph(name, TextGraph(network, chars, starts), names, [output], {n: axes[n] for n in names},
+                 random, real, about)
+
+
+# --- generation -----------------------------------------------------------------------------
+class StepGraph(nn.Module):
+    """ids (B, T), state... -> logits (B, T, V), new_state...: the language model continuing
+    from its state (`like`: the state's nesting, for `unflatten`)."""
+
+    def __init__(self, network: nn.Module, like: Any) -> None:
+        super().__init__()
+        self.network, self.like = network, like
+
+    def forward(self, ids: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        logits, new_state = self.network(ids, None, unflatten(self.like, list(state)))  # (B, T, V)
+        return (logits, *(t for _, t in flatten("state", new_state)))
+
+
+def generation_graph(task: Any, network: nn.Module) -> Graph:
+    vocab = task.vocab_size
+
+    def state_after(prefix: Tensor) -> Any:
+        """The network's state after reading `prefix` (B, P) from its start."""
+        with torch.no_grad():
+            _, state = network(prefix, None, None)
+        return state
+
+    like = state_after(torch.ones(1, 1, dtype=torch.long))
+    state_names = [name for name, _ in flatten("state", like)]
+    kv_cache = isinstance(like, dict)  # a decoder Transformer's; an RNN's state is a tensor or a tuple
+
+    def start(batch: int) -> list[Tensor]:
+        """The state before any token: an RNN's zeros, or a KV cache of no position (past = 0)."""
+        started = []
+        for name, tensor in flatten("state", state_after(torch.ones(batch, 1, dtype=torch.long))):
+            past = [axis for axis, what in state_axes(name, tensor, kv_cache).items() if what == "past"]
+            started.append(tensor.narrow(past[0], 0, 0) if past else torch.zeros_like(tensor))
+        return started
+
+    def random(batch: int, length: int, generator: torch.Generator) -> Inputs:
+        prefix = torch.randint(0, vocab, (batch, length // 2 + 1), generator=generator)
+        ids = torch.randint(0, vocab, (batch, length), generator=generator)
+        return (ids, *(t for _, t in flatten("state", state_after(prefix))))
+
+    def real(batch: Any) -> Inputs:
+        ids = batch.inputs
+        return (ids, *start(ids.shape[0]))
+
+    axes = {"ids": {0: "batch", 1: "length"}}
+    for name, tensor in flatten("state", like):
+        axes[name] = state_axes(name, tensor, kv_cache)
+    graph = Graph("step", StepGraph(network, like), ["ids", *state_names],
+                  ["logits", *(f"new_{n}" for n in state_names)], axes, random, real,
+                  "one step (or a chunk) of the language model from its state")
+    graph.start = start  # type: ignore[attr-defined]
+    return graph
+
+
+def state_axes(name: str, tensor: Tensor, kv_cache: bool) -> dict[int, str]:
+    """The dynamic axes of one state tensor: an RNN state (L*D, B, H) has its batch at 1; a KV
+    cache (B, h, P, d_k) or its inputs (B, P, d) batch at 0 and past positions after."""
+    if not kv_cache:
+        return {1: "batch"}
+    return {0: "batch", 1: "past"} if name.endswith("inputs") or tensor.dim() == 3 else {0: "batch", 2: "past"}
+
+
+# --- translation ----------------------------------------------------------------------------
+class EncoderGraph(nn.Module):
+    """source (B, S), source_lengths (B,) -> memory..., cache...: the source read once, and the
+    decoder's cache before its first step."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, source: Tensor, source_lengths: Tensor) -> tuple[Tensor, ...]:
+        memory = self.model.encode(source, source_lengths)
+        cache = self.model.start(memory)
+        return (*(t for _, t in flatten("memory", memory_dict(memory))), *(t for _, t in flatten("cache", cache)))
+
+
+class DecoderStepGraph(nn.Module):
+    """previous (B,), memory..., cache... -> logits (B, V), new_cache... [, attention (B, S)]."""
+
+    def __init__(self, model: nn.Module, memory_like: dict[str, Tensor], cache_like: Any, attention: bool) -> None:
+        super().__init__()
+        self.model, self.memory_like, self.cache_like = model, memory_like, cache_like
+        self.attention = attention
+        self.memory_count = len(flatten("memory", memory_like))
+
+    def forward(self, previous: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
+        flat = list(tensors)
+        memory = dict_memory(unflatten(self.memory_like, flat[:self.memory_count]))
+        cache = unflatten(self.cache_like, flat[self.memory_count:])
+        logits, cache, weights = self.model.decode_step(previous, memory, cache)
+        out = (logits, *(t for _, t in flatten("cache", cache)))
+        return (*out, weights) if self.attention else out
+
+
+def translation_graphs(task: Any, network: nn.Module) -> list[Graph]:
+    source_vocab, target_vocab = len(task.source_tokenizer), len(task.tokenizer)
+    bos = task.specials["<bos>"] if "<bos>" in task.specials else 1
+
+    def encoded(source: Tensor, lengths: Tensor) -> tuple[dict[str, Tensor], Any]:
+        with torch.no_grad():
+            memory = network.encode(source, lengths)
+            return memory_dict(memory), network.start(memory)
+
+    memory_like, cache_like = encoded(*random_ids(1, 2, source_vocab, torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        _, _, weights = network.decode_step(torch.tensor([bos]), dict_memory(memory_like), cache_like)
+    attention = weights is not None
+    memory_names = [n for n, _ in flatten("memory", memory_like)]
+    cache_names = [n for n, _ in flatten("cache", cache_like)]
+    kv_cache = isinstance(cache_like, dict)
+
+    def source_random(batch: int, length: int, generator: torch.Generator) -> Inputs:
+        return random_ids(batch, length, source_vocab, generator)
+
+    def step_inputs(source: Tensor, lengths: Tensor, previous: list[Tensor]) -> Inputs:
+        """The decoder step's inputs after the steps `previous` (each (B,)) from the start."""
+        memory, cache = encoded(source, lengths)
+        with torch.no_grad():
+            for ids in previous:
+                _, cache, _ = network.decode_step(ids, dict_memory(memory), cache)
+        last = previous[-1] if previous else torch.full((source.shape[0],), bos)
+        return (last, *(t for _, t in flatten("memory", memory)), *(t for _, t in flatten("cache", cache)))
+
+    def step_random(batch: int, length: int, generator: torch.Generator) -> Inputs:
+        source, lengths = source_random(batch, length, generator)
+        previous = [torch.randint(1, target_vocab, (batch,), generator=generator) for _ in range(length // 2)]
+        return step_inputs(source, lengths, previous)
+
+    memory_axes = {n: {0: "batch", 1: "source_length"} if t.dim() >= 2 else {0: "batch"}
+                   for n, t in flatten("memory", memory_like)}
+    for n, t in flatten("memory", memory_like):  # an encoder's final states (B, L*D, H): no source axis
+        if t.dim() == 3 and n.split(".")[-1].startswith("final") or t.dim() == 2 and n.endswith("context"):
+            memory_axes[n] = {0: "batch"}
+        if n.startswith("memory.cross_"):  # (B, h, S, d_k)
+            memory_axes[n] = {0: "batch", 2: "source_length"}
+    cache_axes = {n: ({0: "batch", 2: "past"} if kv_cache else {1: "batch"}) for n in cache_names}
+    encoder = Graph("encoder", EncoderGraph(network), ["source", "source_lengths"], memory_names + cache_names,
+                    {"source": {0: "batch", 1: "source_length"}, "source_lengths": {0: "batch"}},
+                    source_random, lambda batch: (batch.source, batch.source_lengths),
+                    "reads the source once: the memory and the decoder's first cache")
+    step = Graph("decoder_step", DecoderStepGraph(network, memory_like, cache_like, attention),
+                 ["previous", *memory_names, *cache_names],
+                 ["logits", *(f"new_{n}" for n in cache_names), *(["attention"] if attention else [])],
+                 {"previous": {0: "batch"}, **memory_axes, **cache_axes}, step_random,
+                 lambda batch: step_inputs(batch.source, batch.source_lengths, list(batch.target_in.unbind(1))[:3]),
+                 "one decoder step: the previous target token (<bos> first) to next-token logits")
+    return [encoder, step]
+
+
+def graphs_of(task_name: str, task: Any, network: nn.Module) -> list[Graph]:
+    """The inference graphs of a task's network (see the module docstring)."""
+    if task_name == "tagging":
+        return [text_graph("tagger", task, network, "emissions", "emission scores per word")]
+    if task_name == "classification":
+        return [text_graph("classifier", task, network, "logits", "class logits per text")]
+    if task_name == "generation":
+        return [generation_graph(task, network)]
+    if task_name == "translation":
+        return translation_graphs(task, network)
+    raise ValueError(task_name)

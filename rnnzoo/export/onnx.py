@@ -1,0 +1,291 @@
+"""`rnnzoo export format=onnx`: a checkpoint's inference graphs as ONNX, checked with onnxruntime.
+
+    rnnzoo export checkpoint=runs/x/checkpoints/best.pt format=onnx out=model_onnx/
+
+writes into `out`:
+
+    <graph>.onnx      one per graph of the task (rnnzoo.export.graphs: tagger, classifier, step,
+                      encoder + decoder_step), batch and length axes dynamic
+    vocab.json        every vocabulary as a list of tokens (id = position): tokens, tags, labels...
+    tokenizer.json    the task's tokenizer state (vocabularies, tags, labels) as rnnzoo keeps it;
+    *.hf.json         for bpe/wordpiece levels, the Hugging Face `tokenizers` file (Tokenizer.from_file)
+    crf.json          a CRF tagger's transitions (K, K), start and end scores: Viterbi runs outside
+    manifest.json     task, model, each graph's input/output names, shapes and dtypes, special ids,
+                      and how to run it, so the folder is usable without rnnzoo
+
+How: `torch.onnx.export(..., dynamo=False)` traces each graph. The recurrent models with a
+PyTorch twin (lstm, gru, elman: `nn.LSTM`, `nn.GRU`, `nn.RNN`) run their fused kernel, which
+exports to ONNX's own LSTM/GRU/RNN operators, with `pack_padded_sequence` turned into their
+`sequence_lens`: any length, no loop unrolled. A model whose time loop is Python (jordan) would
+be unrolled to the traced length: it is exported through TorchScript scripting of that loop
+where possible, else refused (docs/export.md lists what and why). Transformers trace into
+shape-generic graphs (their KV cache's length is an input axis).
+
+Every graph is run with onnxruntime against the PyTorch network on random inputs at the traced
+size and at another batch and length, and on a batch of the task's validation data when the
+data is there; the largest absolute difference is logged, and one above `tolerance` is an error
+(`check=false` skips the check).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..build import rebuild
+from ..errors import RnnzooError
+from .graphs import Graph, graphs_of
+
+log = logging.getLogger("rnnzoo")
+
+#: (batch, length) of the traced example, and of the second random check (other sizes: the
+#: dynamic axes at work)
+TRACE_SIZE, CHECK_SIZE = (2, 5), (3, 8)
+
+#: (model, task) pairs (task None: every task) whose graphs cannot be exported yet, and why
+UNEXPORTABLE: dict[tuple[str, str | None], str] = {
+    ("jordan", None): "its time loop is Python (PyTorch has no Jordan network): tracing unrolls it to the "
+                      "traced length, so the graph would read one length only",
+    ("transformer", "generation"): "the attention picks its causal mask in Python from the traced sizes "
+                                   "(rnnzoo/nn/attention.py: `causal and T > 1`, `tril(S - T)`), which the "
+                                   "TorchScript exporter cannot keep dynamic",
+    ("transformer", "translation"): "as for generation: the decoder step's causal-mask choice is Python on "
+                                    "traced sizes (torch.export gets past it, then fails on aten.sym_stride)",
+}
+
+
+def refusal(model: str, task: str) -> str | None:
+    """Why `model` on `task` cannot be exported; None when it can."""
+    return UNEXPORTABLE.get((model, task)) or UNEXPORTABLE.get((model, None))
+
+
+def export(cfg: Any) -> Path:
+    """Export `cfg.checkpoint` to the folder `cfg.out`; the folder."""
+    out = prepare_out(Path(str(cfg.out)), bool(cfg.get("overwrite", False)))
+    network, task, config = rebuild(str(cfg.checkpoint))
+    task_name, model_name = config["task"]["name"], config["model"]["name"]
+    why = refusal(model_name, task_name)
+    if why is not None:
+        raise RnnzooError(f"format=onnx cannot export model '{model_name}' on task '{task_name}' yet: {why}")
+    graphs = graphs_of(task_name, task, network)
+    out.mkdir(parents=True, exist_ok=True)
+    described = []
+    for graph in graphs:
+        path = out / f"{graph.name}.onnx"
+        output_axes = export_graph(graph, path, int(cfg.get("opset", 18)))
+        if cfg.get("check", True):
+            check_graph(graph, path, float(cfg.get("tolerance", 1e-4)), real_inputs(task, graph))
+        described.append(describe(graph, output_axes, path))
+    files = write_tokenizers(out, task)
+    crf = getattr(network, "crf", None)
+    if crf is not None:
+        write_json(out / "crf.json", {k: getattr(crf, k).detach().tolist() for k in ("transitions", "start", "end")})
+        files["crf"] = "crf.json"
+    write_json(out / "manifest.json", manifest(task_name, model_name, task, graphs, described, files, config))
+    return out
+
+
+def prepare_out(out: Path, overwrite: bool) -> Path:
+    """`out`, checked: a file there, or a folder with something in it, needs overwrite=true."""
+    if out.exists() and not out.is_dir():
+        raise RnnzooError(f"out={out} is a file; format=onnx writes a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise RnnzooError(f"out={out} is not empty: choose another folder or set overwrite=true")
+        shutil.rmtree(out)
+    return out
+
+
+# --- export ---------------------------------------------------------------------------------------
+def export_graph(graph: Graph, path: Path, opset: int) -> dict[str, dict[int, str]]:
+    """Trace `graph` to `path`; the dynamic axes of its outputs (see `output_axes`)."""
+    generator = torch.Generator().manual_seed(0)
+    example = graph.random(*TRACE_SIZE, generator)
+    axes = output_axes(graph, example, graph.random(*CHECK_SIZE, generator))
+    dynamic = {**{k: v for k, v in graph.input_axes.items() if k in graph.input_names}, **axes}
+    with torch.no_grad(), quiet_export():
+        torch.onnx.export(graph.module.eval(), example, str(path), input_names=graph.input_names,
+                          output_names=graph.output_names, dynamic_axes=dynamic, opset_version=opset,
+                          dynamo=False)
+    return axes
+
+
+def output_axes(graph: Graph, first: tuple, second: tuple) -> dict[str, dict[int, str]]:
+    """Which output axes vary with the input sizes, named as the input axis of the same size:
+    the outputs of two differently sized inputs compared axis by axis."""
+    sizes = {}
+    for name, tensor in zip(graph.input_names, first):
+        for axis, what in graph.input_axes.get(name, {}).items():
+            sizes.setdefault(tensor.shape[axis], what)
+    with torch.no_grad():
+        a, b = as_tuple(graph.module(*first)), as_tuple(graph.module(*second))
+    return {name: {axis: sizes.get(x.shape[axis], f"{name}_{axis}")
+                   for axis in range(x.dim()) if x.shape[axis] != y.shape[axis]}
+            for name, x, y in zip(graph.output_names, a, b)}
+
+
+def as_tuple(outputs: Any) -> tuple:
+    return outputs if isinstance(outputs, tuple) else (outputs,)
+
+
+class quiet_export:
+    """The TorchScript exporter warns about every traced shape; those warnings say nothing here."""
+
+    def __enter__(self) -> None:
+        import warnings
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("ignore")
+
+    def __exit__(self, *exc: Any) -> None:
+        self._catch.__exit__(*exc)
+
+
+# --- the check --------------------------------------------------------------------------------------
+def session(path: Path, threads: int = 1) -> Any:
+    """An onnxruntime CPU session of the graph at `path`."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def max_difference(graph: Graph, runtime: Any, inputs: tuple) -> float:
+    """The largest absolute difference between onnxruntime's and PyTorch's outputs on `inputs`."""
+    with torch.no_grad():
+        expected = as_tuple(graph.module(*inputs))
+    wanted = {i.name for i in runtime.get_inputs()}  # the exporter drops inputs a graph never reads
+    feed = {name: t.numpy() for name, t in zip(graph.input_names, inputs) if name in wanted}
+    got = runtime.run(graph.output_names, feed)
+    worst = 0.0
+    for name, e, g in zip(graph.output_names, expected, got):
+        if tuple(e.shape) != g.shape:
+            raise RnnzooError(f"{graph.name}.onnx: output {name} has shape {g.shape}, PyTorch's {tuple(e.shape)}")
+        if e.numel():
+            worst = max(worst, float(np.abs(e.double().numpy() - g.astype(np.float64)).max()))
+    return worst
+
+
+def check_graph(graph: Graph, path: Path, tolerance: float, real: tuple | None) -> float:
+    """Run `path` with onnxruntime against PyTorch on random inputs of two sizes and on `real`;
+    the largest difference, an RnnzooError above `tolerance`."""
+    runtime = session(path)
+    generator = torch.Generator().manual_seed(1)
+    cases = {f"random {b}x{t}": graph.random(b, t, generator) for b, t in (TRACE_SIZE, CHECK_SIZE)}
+    if real is not None:
+        cases["validation data"] = real
+    worst = 0.0
+    for what, inputs in cases.items():
+        difference = max_difference(graph, runtime, inputs)
+        log.info("check %s.onnx on %s: max |onnxruntime - pytorch| = %.3g", graph.name, what, difference)
+        if difference > tolerance:
+            raise RnnzooError(f"{graph.name}.onnx differs from PyTorch by {difference:.3g} on {what} inputs, "
+                              f"more than tolerance={tolerance:g} (check=false exports it anyway)")
+        worst = max(worst, difference)
+    if real is None:
+        log.info("check %s.onnx: no validation data found, random inputs only", graph.name)
+    return worst
+
+
+def real_inputs(task: Any, graph: Graph) -> tuple | None:
+    """The graph's inputs from the first batch of the task's validation data; None where the data
+    is not there (a checkpoint exported on another machine)."""
+    if graph.real is None:
+        return None
+    try:
+        batch = task.eval_batches("val")[0]
+    except (RnnzooError, OSError, IndexError) as error:
+        log.info("no validation data for the check (%s)", str(error).splitlines()[0] if str(error) else error)
+        return None
+    return graph.real(batch)
+
+
+# --- what goes beside the graphs --------------------------------------------------------------------
+def write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+#: the task's vocabularies, by the name vocab.json gives each: (attribute, whether it is a tokenizer)
+VOCABULARIES = {"tokens": ("tokenizer", True), "source_tokens": ("source_tokenizer", True),
+                "tags": ("tags", False), "labels": ("labels", False), "chars": ("chars", False)}
+
+
+def write_tokenizers(out: Path, task: Any) -> dict[str, str]:
+    """vocab.json (each vocabulary as its list of tokens, id = position: tokens, source_tokens,
+    tags, labels, chars, whichever the task has), tokenizer.json (the task's state as rnnzoo
+    keeps it) and, for each subword tokenizer, its Hugging Face `tokenizers` file; the names
+    written, by role."""
+    vocab: dict[str, Any] = {}
+    for name, (attribute, tokenizer) in VOCABULARIES.items():
+        found = getattr(task, attribute, None)
+        if found is not None:
+            vocab[name] = list((found.vocab if tokenizer else found).itos)
+    vocab["lowercase"] = bool(getattr(task.config, "lowercase", False))
+    write_json(out / "vocab.json", vocab)
+    state = task.state_dict()
+    write_json(out / "tokenizer.json", state)
+    files = {"vocab": "vocab.json", "tokenizer": "tokenizer.json"}
+    for role in ("tokenizer", "source", "target"):
+        inner = state.get(role)
+        if isinstance(inner, dict) and "subword" in inner:
+            name = f"{role}.hf.json"
+            (out / name).write_text(inner["subword"], encoding="utf-8")
+            files[f"{role}_hf"] = name
+    return files
+
+
+def describe(graph: Graph, output_axes: dict[str, dict[int, str]], path: Path) -> dict[str, Any]:
+    """A graph's manifest entry: file, what it does, inputs (those the graph reads: the exporter
+    drops the others, as an encoder's final state where a decoder starts from zeros) and outputs
+    with shapes and dtypes."""
+    import onnx
+    kept = {i.name for i in onnx.load(str(path), load_external_data=False).graph.input}
+    example = graph.random(*TRACE_SIZE, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        outputs = as_tuple(graph.module(*example))
+
+    def shapes(names: list[str], tensors: tuple, axes: dict[str, dict[int, str]]) -> dict[str, Any]:
+        return {name: {"shape": [axes.get(name, {}).get(i, int(n)) for i, n in enumerate(t.shape)],
+                       "dtype": str(t.dtype).removeprefix("torch.")} for name, t in zip(names, tensors)}
+
+    return {"file": f"{graph.name}.onnx", "about": graph.about,
+            "inputs": {k: v for k, v in shapes(graph.input_names, example, graph.input_axes).items() if k in kept},
+            "outputs": shapes(graph.output_names, outputs, output_axes)}
+
+
+HOW = {
+    "tagging": "ids: token ids (0 = pad) right-padded, lengths: real lengths; emissions (B, W, K): argmax per word "
+               "(index into vocab.json's tags), or Viterbi with crf.json where present",
+    "classification": "ids, lengths as for tagging; argmax of logits indexes vocab.json's labels",
+    "generation": "start from the state in `start` (zeros, or a KV cache of past length 0); feed the prompt's "
+                  "ids (B, T), then one sampled id (B, 1) per call, passing each new_state* back as state*",
+    "translation": "run encoder once on source ids; then decoder_step from previous=<bos> with the encoder's "
+                   "memory* and cache* outputs, passing new_cache* back as cache*, until <eos>",
+}
+
+
+def manifest(task_name: str, model_name: str, task: Any, graphs: list[Graph], described: list[dict],
+             files: dict[str, str], config: dict[str, Any]) -> dict[str, Any]:
+    """What a runtime needs to use the folder without rnnzoo."""
+    tokenizer = getattr(task, "tokenizer", None)
+    vocab = getattr(tokenizer, "vocab", None)
+    specials = {role: getattr(vocab, f"{role}_id") for role in ("pad", "unk", "bos", "eos", "mask")} if vocab else {}
+    value = {"format": "rnnzoo-onnx", "version": 1, "task": task_name, "model": model_name,
+             "model_config": config["model"], "tokenizer_level": getattr(tokenizer, "level", None),
+             "special_ids": specials, "files": files, "how": HOW[task_name],
+             "graphs": {g.name: d for g, d in zip(graphs, described)}}
+    if task_name == "generation":
+        start = graphs[0].start(1)  # type: ignore[attr-defined]
+        value["start"] = {name: {"shape": [int(n) for n in t.shape], "fill": 0.0}
+                          for name, t in zip(graphs[0].input_names[1:], start)}
+    max_positions = getattr(getattr(graphs[0].module, "network", None), "body", None)
+    if getattr(max_positions, "max_positions", None):
+        value["max_positions"] = int(max_positions.max_positions)
+    return value

@@ -1,0 +1,183 @@
+"""`rnnzoo export format=onnx`: every registered model on every task it serves, exported and run
+with onnxruntime against PyTorch (within 1e-4) at another batch and length than the traced ones
+(the dynamic axes at work); the CLI end to end; the user's mistakes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+
+from rnnzoo import api  # noqa: E402
+from rnnzoo.export.graphs import graphs_of  # noqa: E402
+from rnnzoo.export.onnx import CHECK_SIZE, export_graph, max_difference, refusal, session  # noqa: E402
+from rnnzoo.models.traits import find_fit, model_traits  # noqa: E402
+from rnnzoo.nn.recurrent import RecurrentConfig  # noqa: E402
+from rnnzoo.registry import MODELS  # noqa: E402
+
+from .conftest import compose_config, run_cli  # noqa: E402
+from .test_classification import tiny_files as labeled_files  # noqa: E402
+from .test_tagging import TINY_TAGGING  # noqa: E402
+from .test_tagging import tiny_files as tagged_files  # noqa: E402
+
+TASKS = ("tagging", "classification", "generation", "translation")
+
+#: small sizes of each model (a model missing here fails the test below: add its row)
+SIZES = {
+    "lstm": ["model.hidden_size=8"], "gru": ["model.hidden_size=8"], "elman": ["model.hidden_size=8"],
+    "jordan": ["model.hidden_size=8", "model.output_size=8"],
+    "transformer": ["model.d_model=16", "model.num_heads=2", "model.num_layers=1"],
+    "bert": ["model.hidden_size=16", "model.num_heads=2", "model.num_layers=1"],
+    "modern_hopfield": ["model.hidden_size=8", "model.output_size=8"],
+    "seq2seq": ["model.hidden_size=8", "model.embedding_dim=8", "model.maxout_size=8"],
+    "bahdanau": ["model.hidden_size=8", "model.embedding_dim=8", "model.maxout_size=8", "model.attention_size=8"],
+}
+TEXT = "the cat sat on the mat. the dog ran home.\n" * 20
+
+
+def task_overrides(task: str, tmp_path) -> list[str]:
+    """A tiny run of `task` on data written into tmp_path (translation: a synthetic dataset)."""
+    if task == "tagging":
+        return [o for o in TINY_TAGGING if not o.startswith("model.")] + tagged_files(tmp_path)
+    if task == "classification":
+        return ["task=classification", "dataset=labeled_files", "task.embedding_dim=8", "task.batch_size=4",
+                "trainer.device=cpu", *labeled_files(tmp_path)]
+    if task == "generation":
+        (tmp_path / "corpus.txt").write_text(TEXT)
+        return ["task=generation", "dataset=text_files", f"dataset.train={tmp_path / 'corpus.txt'}",
+                "task.embedding_dim=8", "task.bptt=8", "task.eval_batch_size=2"]
+    return ["task=translation", "dataset=reversal", "dataset.train_size=32", "dataset.val_size=8",
+            "dataset.test_size=8", "task.batch_size=4"]
+
+
+def pairs() -> list[tuple[str, str]]:
+    api.list_models()  # loads the registries
+    return [(model, task) for model in MODELS.names() for task in TASKS if find_fit(task, model) is not None]
+
+
+def built(model: str, task: str, tmp_path):
+    overrides = [*task_overrides(task, tmp_path), f"model={model}", *SIZES[model]]
+    if "token_input" in model_traits(model):  # it owns its embeddings: no character features beside them
+        overrides = [o for o in overrides if not o.startswith("task.char_")]
+    if task in ("tagging", "classification") and issubclass(MODELS.entry(model).config, RecurrentConfig):
+        overrides.append("model.bidirectional=true")
+    fit = find_fit(task, model)
+    overrides += [f"model.{k}={v}" for k, v in fit.model.items()] + [f"task.{k}={v}" for k, v in fit.task.items()]
+    torch.manual_seed(0)
+    task_object, network, _ = api.build(api.plain(compose_config(overrides)))
+    return task_object, network.eval()
+
+
+@pytest.mark.parametrize("model,task", pairs())
+def test_every_model_exports_and_onnxruntime_agrees_at_other_sizes(tmp_path, model, task):
+    if refusal(model, task):
+        pytest.skip(f"{model} on {task}: {refusal(model, task)}")
+    task_object, network = built(model, task, tmp_path)
+    for graph in graphs_of(task, task_object, network):
+        path = tmp_path / f"{graph.name}.onnx"
+        export_graph(graph, path, 18)
+        runtime = session(path)
+        for size in [(1, 3), CHECK_SIZE, (4, 11)]:
+            inputs = graph.random(*size, torch.Generator().manual_seed(sum(size)))
+            assert max_difference(graph, runtime, inputs) <= 1e-4, (graph.name, size)
+
+
+# --- the CLI, end to end ------------------------------------------------------------------------
+def run_from_manifest(folder, sentences: list[list[str]]) -> np.ndarray:
+    """Tags of whitespace-split sentences with onnxruntime, from the folder alone: what a user
+    without rnnzoo writes (manifest.json, tokenizer.json, the graph; Viterbi left out)."""
+    import onnxruntime as ort
+    manifest = json.loads((folder / "manifest.json").read_text())
+    vocab = json.loads((folder / manifest["files"]["vocab"]).read_text())
+    index, unk = {w: i for i, w in enumerate(vocab["tokens"])}, manifest["special_ids"]["unk"]
+    graph = manifest["graphs"]["tagger"]
+    runtime = ort.InferenceSession(str(folder / graph["file"]), providers=["CPUExecutionProvider"])
+    T = max(map(len, sentences))
+    feed = {"ids": np.zeros((len(sentences), T), np.int64),
+            "lengths": np.array([len(s) for s in sentences], np.int64)}
+    for b, sentence in enumerate(sentences):
+        feed["ids"][b, :len(sentence)] = [index.get(w, unk) for w in sentence]
+    if "chars" in graph["inputs"]:
+        chars = {c: i for i, c in enumerate(vocab["chars"])}
+        feed["chars"] = np.zeros((len(sentences), T, 8), np.int64)
+        for b, sentence in enumerate(sentences):
+            for t, word in enumerate(sentence):
+                feed["chars"][b, t, :len(word[:8])] = [chars.get(c, 1) for c in word[:8]]
+    (emissions,) = runtime.run(["emissions"], feed)
+    return emissions
+
+
+def test_train_export_and_run_the_graph_without_rnnzoo(tmp_path):
+    run_dir, out = tmp_path / "run", tmp_path / "onnx"
+    trained = run_cli("train", *TINY_TAGGING, *tagged_files(tmp_path), "model.hidden_size=8",
+                      "model.bidirectional=true", "trainer.num_threads=1", f"hydra.run.dir={run_dir}")
+    assert trained.returncode == 0, trained.stderr
+    checkpoint = run_dir / "checkpoints" / "best.pt"
+    exported = run_cli("export", f"checkpoint={checkpoint}", "format=onnx", f"out={out}")
+    assert exported.returncode == 0, exported.stderr
+    assert "check tagger.onnx on validation data: max |onnxruntime - pytorch|" in exported.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["task"] == "tagging" and manifest["graphs"]["tagger"]["outputs"]["emissions"]["shape"][:2] == [
+        "batch", "length"]
+    assert json.loads((out / "crf.json").read_text())["transitions"]
+
+    sentences = [["the", "cat", "sat", "on", "a", "mat"], ["the", "zebra", "ran"]]
+    emissions = run_from_manifest(out, sentences)
+    network, task, _ = api.load_run(checkpoint)
+    from rnnzoo.data import TaggedSentence
+    items = [task.cut_input(task.encode(TaggedSentence(s, ["O"] * len(s)))) for s in sentences]
+    batch = task.collate([(ids, [0] * len(tags), ch, st) for ids, tags, ch, st in items])
+    with torch.no_grad():
+        expected = network(batch).numpy()
+    assert emissions.shape == expected.shape == (2, 6, len(task.tags))
+    real = batch.mask.numpy()
+    assert np.abs(emissions - expected)[real].max() <= 1e-4
+
+
+# --- the user's mistakes ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A classification checkpoint made without training (build, then save as a run saves)."""
+    folder = tmp_path_factory.mktemp("classification")
+    run_dir = folder / "run"
+    done = run_cli("train", "task=classification", "dataset=labeled_files", "model.hidden_size=8",
+                   "task.embedding_dim=8", "trainer.max_steps=1", "trainer.eval_every=1", "trainer.progress=false",
+                   "trainer.num_threads=1", *labeled_files(folder), f"hydra.run.dir={run_dir}")
+    assert done.returncode == 0, done.stderr
+    return run_dir / "checkpoints" / "best.pt"
+
+
+@pytest.mark.parametrize("case,message", [
+    ("format", "format='tflite' is not an export format; choices: hf"),
+    ("not_empty", "is not empty: choose another folder or set overwrite=true"),
+    ("not_a_checkpoint", "notes.pt is not a"),
+])
+def test_mistakes_are_one_line_errors(tmp_path, tiny_checkpoint, case, message):
+    out = tmp_path / "out"
+    checkpoint = tiny_checkpoint
+    fmt = "tflite" if case == "format" else "onnx"
+    if case == "not_empty":
+        out.mkdir()
+        (out / "keep.txt").write_text("mine")
+    if case == "not_a_checkpoint":
+        checkpoint = tmp_path / "notes.pt"
+        checkpoint.write_text("not a checkpoint")
+    result = run_cli("export", f"checkpoint={checkpoint}", f"format={fmt}", f"out={out}")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    if case == "not_empty":
+        assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_overwrite_replaces_the_folder_and_the_graph_classifies(tmp_path, tiny_checkpoint):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.onnx").write_text("old")
+    result = run_cli("export", f"checkpoint={tiny_checkpoint}", "format=onnx", f"out={out}", "overwrite=true")
+    assert result.returncode == 0, result.stderr
+    assert not (out / "old.onnx").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["graphs"]["classifier"]["outputs"]["logits"]["shape"] == ["batch", 2]
