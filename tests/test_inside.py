@@ -279,6 +279,13 @@ def test_modern_hopfield_records_state_and_energy_of_every_update():
     assert (seen["modern_hopfield.energy"].diff(dim=1) <= 1e-5).all()  # CCCP: E never rises
 
 
+
+def test_modern_hopfield_layer_records_its_association_weights():
+    net = model("modern_hopfield", input_size=F, hidden_size=8, output_size=4, num_heads=2, update_steps=3)
+    _, seen = recorded(lambda: net(features(), LENGTHS))
+    assert shapes(seen) == {"modern_hopfield.association": (B, 3, 2, T, T)}
+    assert_rows(seen["modern_hopfield.association"], LENGTHS)
+
 # --- no cost outside a recording ---------------------------------------------------------------
 def test_nothing_is_recorded_or_copied_outside_a_recording(monkeypatch):
     """Inside.add is where every copy is made: outside a recording no model may reach it."""
@@ -293,6 +300,7 @@ def test_nothing_is_recorded_or_copied_outside_a_recording(monkeypatch):
     model("transformer", shape="decoder", input_size=F, **TRANSFORMER)(features(), LENGTHS)
     model("bert", vocab_size=20, hidden_size=8, num_layers=1)(SOURCE, LENGTHS)
     patterns, probes = stored_and_probes()
+    model("modern_hopfield", input_size=F, update_steps=2)(features(), LENGTHS)
     for name in ("hopfield", "modern_hopfield"):
         memory = model(name)
         memory.store(patterns)

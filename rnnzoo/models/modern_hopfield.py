@@ -41,7 +41,9 @@ softmax(β Q Kᵀ) K) before the values are read, as the paper's layers can.
 
 Inside a recording (rnnzoo.nn.inside, docs/inside.md) `recall` records the probe and the state
 after every update, `modern_hopfield.state` (B, updates + 1, N), and their energies E(ξ),
-`modern_hopfield.energy` (B, updates + 1): non-increasing (the update is a CCCP step).
+`modern_hopfield.energy` (B, updates + 1): non-increasing (the update is a CCCP step). As a
+sequence encoder it records `modern_hopfield.association` (B, update_steps, heads, T, T), each
+step's retrieval weights over the steps of its sequence (rows sum to 1, pads get 0).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class ModernHopfield(ResizeOnLoad, nn.Module):
         self.query = nn.Linear(config.input_size, config.hidden_size)  # W_Q
         self.retrieval = HopfieldRetrieval(config.input_size, config.hidden_size, config.output_size,
                                            config.num_heads, config.beta, config.update_steps)
+        self.retrieval.inside_name = "modern_hopfield.association"
         self.register_buffer("patterns", torch.zeros(0, 0))  # (P, N) the memory's X, empty until stored
         self.output_size = config.output_size
 

@@ -3,12 +3,18 @@ update ξ ← Xᵀ softmax(β X ξ), which is attention, and the layers built on
 (rnnzoo.models.modern_hopfield) and the classifier's `pooling=hopfield` both use them.
 
     Z = softmax(β R W_Q (Y W_K)ᵀ) Y W_K W_V        (eq. 10: state patterns R retrieve from stored Y)
+
+Inside a recording (rnnzoo.nn.inside) a `HopfieldRetrieval` with an `inside_name` records
+softmax(β R W_Q (Y W_K)ᵀ) of every update, (B, update_steps, heads, S, T): which stored
+patterns (sequence steps) each query retrieves.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from .inside import record, recording_now
 
 
 # --- the update (row form: states and patterns are rows) ----------------------------------
@@ -44,6 +50,8 @@ class HopfieldRetrieval(nn.Module):
     (B, S, output_size). Pads of Y (past `lengths`) get no weight.
     """
 
+    inside_name: str | None = None  # what a recording calls its association weights; None: not recorded
+
     def __init__(self, input_size: int, hidden_size: int, output_size: int, num_heads: int = 1,
                  beta: float | None = None, update_steps: int = 1) -> None:
         if num_heads < 1 or hidden_size % num_heads:
@@ -63,8 +71,11 @@ class HopfieldRetrieval(nn.Module):
         state = self._split_heads(queries)  # (B, nh, S, hs)
         mask = padding_mask(lengths, T, stored.device)
         mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, T): over keys only
-        for _ in range(self.update_steps):
-            state = hopfield_update(state, keys, self.beta, mask)  # (B, nh, S, hs)
+        for _ in range(self.update_steps):  # ξ ← Xᵀ softmax(β X ξ), as hopfield_update, weights kept to record
+            weights = association(state, keys, self.beta, mask)  # (B, nh, S, T)
+            if recording_now() and self.inside_name is not None:
+                record(self.inside_name, weights, step=True)  # (B, steps, nh, S, T)
+            state = weights @ keys  # (B, nh, S, hs)
         merged = state.transpose(1, 2).flatten(2)  # (B, S, hidden_size)
         return self.value(merged)  # (B, S, output_size)
 
