@@ -1,5 +1,7 @@
 """rnnzoo.load_pretrained: a Hugging Face BERT folder imported as an rnnzoo bert computes what
-transformers computes. The references are tiny random BERTs built here: no network."""
+transformers computes; `model.init_from=FOLDER` fine-tunes it (classification, tagging, more
+masked-LM pretraining) with the folder's own tokenizer and ids, and `rnnzoo predict` reads the
+result. The references are tiny random BERTs built here, with a vocab.txt of test_hf_tokenizer: no network."""
 
 from __future__ import annotations
 
@@ -9,7 +11,14 @@ import pytest
 import torch
 
 import rnnzoo
+from rnnzoo import api
 from rnnzoo.errors import RnnzooError
+from rnnzoo.training.pretrained import read_pretrained
+
+from .conftest import compose_config, run_cli
+from .test_classification import tiny_files as labeled_files
+from .test_hf_tokenizer import PIECES, write_vocab
+from .test_tagging import tiny_files as conll_files
 
 transformers = pytest.importorskip("transformers", reason="the HF BERT import tests need transformers (dev extra)")
 pytest.importorskip("safetensors", reason="the HF BERT import tests need safetensors (dev extra)")
@@ -148,3 +157,134 @@ def test_unsupported_config_and_missing_files(tmp_path):
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(RnnzooError, match="no model.safetensors or pytorch_model.bin"):
         rnnzoo.load_pretrained(tmp_path)
+
+
+# --- model.init_from=FOLDER: the folder's tokenizer, shape and weights in a run ------------------------
+RUN = ["trainer.progress=false", "trainer.device=cpu", "trainer.num_threads=1", "trainer.log_every=2"]
+CLASSIFY = ["task=classification", "dataset=labeled_files", "model=bert_pretrained", "task.pooling=first",
+            "task.batch_size=4", "trainer.max_steps=4", "trainer.eval_every=2", *RUN]
+
+
+def hf_folder(tmp_path, cls="BertForPreTraining", lowercase=True, **overrides):
+    """A tiny random BERT saved by transformers with PIECES as its vocab.txt ([PAD]=1, [UNK]=6,
+    [CLS]=7, [SEP]=8, [MASK]=9): (folder, the reference model)."""
+    folder = tmp_path / "hf"
+    reference = save_reference(folder, cls, True, vocab_size=len(PIECES), pad_token_id=PIECES.index("[PAD]"),
+                               **overrides)
+    write_vocab(folder, {"do_lower_case": lowercase})
+    return folder, reference
+
+
+SHAPES = {"tiny": {}, "wider": dict(hidden_size=48, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+                                     type_vocab_size=3, layer_norm_eps=1e-7, max_position_embeddings=40)}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("cls", ["BertForPreTraining", "BertForMaskedLM"])
+def test_init_from_a_folder_computes_what_transformers_does(tmp_path, cls, shape):
+    """The fine-tuning network's body is the folder's BERT: on a padded batch of sentences the task
+    encodes ([CLS] ... [SEP] at the folder's ids), hidden states and MLM logits are transformers'."""
+    folder, reference = hf_folder(tmp_path, cls, **SHAPES[shape])
+    config = api.plain(compose_config([*CLASSIFY, *labeled_files(tmp_path), f"model.init_from={folder}"]))
+    task, network, _ = api.build(config)
+    hf = reference.config
+    assert task.tokenizer.pieces() == PIECES and config["model"]["layer_norm_eps"] == hf.layer_norm_eps
+    assert config["model"]["next_sentence"] == (cls == "BertForPreTraining")
+    assert (config["model"]["d_ff"], config["model"]["num_layers"], config["model"]["type_vocab_size"]) == \
+        (hf.intermediate_size, hf.num_hidden_layers, hf.type_vocab_size)
+    body = network.body.eval()
+    sentences = ["the film was good", "Naïve, bad!", "a superb story, really quite lovely"]
+    items = [task.encode(rnnzoo.data.LabeledText("pos", s.split())) for s in sentences]
+    batch = task.collate(items)
+    mask = batch.mask
+    assert batch.inputs[0, 0] == PIECES.index("[CLS]") and batch.inputs[0, 5] == PIECES.index("[SEP]")
+    with torch.no_grad():
+        out = reference(input_ids=batch.inputs, attention_mask=mask.long(), output_hidden_states=True)
+        hidden, _ = body(batch.inputs, batch.lengths)
+        logits = body.mlm_logits(hidden[mask])
+    expected = out.logits if cls == "BertForMaskedLM" else out.prediction_logits
+    hidden_diff = (hidden[mask] - out.hidden_states[-1][mask]).abs().max().item()
+    logits_diff = (logits - expected[mask]).abs().max().item()
+    print(f"init_from {cls} {shape}: max |hidden diff| {hidden_diff:.2e}, max |MLM logits diff| {logits_diff:.2e}")
+    assert hidden_diff <= TOL and logits_diff <= TOL
+
+
+@pytest.mark.slow  # two `rnnzoo` processes: about 20 s on a shared machine
+def test_cli_classification_from_a_folder_then_predict(tmp_path):
+    """`rnnzoo train ... model.init_from=FOLDER`, then `rnnzoo predict` on its checkpoint (the folder gone)."""
+    folder, _ = hf_folder(tmp_path)
+    run_dir = tmp_path / "run"
+    result = run_cli("train", *CLASSIFY, *labeled_files(tmp_path), f"model.init_from={folder}",
+                     f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    assert "test/accuracy" in result.stdout
+    for name in folder.iterdir():
+        name.unlink()
+    lines = tmp_path / "lines.txt"
+    lines.write_text("the film was good\n\nNaïve, bad!\n")
+    predicted = run_cli("predict", f"checkpoint={run_dir / 'checkpoints' / 'best.pt'}", f"input={lines}",
+                        "trainer.device=cpu")
+    assert predicted.returncode == 0, predicted.stderr
+    answers = predicted.stdout.splitlines()
+    assert len(answers) == 3 and answers[1] == "" and {answers[0], answers[2]} <= {"pos", "neg"}
+
+
+def test_tagging_from_a_folder_reads_first_pieces(tmp_path):
+    folder, _ = hf_folder(tmp_path, "BertForMaskedLM")
+    overrides = ["task=tagging", "dataset=conll_files", "model=bert_pretrained", "task.batch_size=4",
+                 "task.char_dim=0", "trainer.max_steps=4", "trainer.eval_every=2", *RUN, *conll_files(tmp_path),
+                 f"model.init_from={folder}"]
+    task, _, _ = api.build(api.plain(compose_config(overrides)))
+    ids, _, _, starts = task.encode(rnnzoo.data.TaggedSentence(["the", "quickly", "mat"], ["DT", "RB", "NN"]))
+    assert ids[0] == PIECES.index("[CLS]") and ids[-1] == PIECES.index("[SEP]")
+    assert [PIECES[ids[s]] for s in starts] == ["the", "q", "m"]  # the first piece of each word
+    run = tmp_path / "run"
+    final = api.train(compose_config(overrides), run)
+    assert "test/accuracy" in final
+    config = compose_config([f"checkpoint={run / 'checkpoints' / 'best.pt'}", "trainer.device=cpu"], "predict")
+    answers = list(api.predict(config, ["the red cat sat\n"]))
+    assert len(answers[0].split()) == 4
+
+
+def test_more_pretraining_from_a_folder(tmp_path):
+    """task=pretraining continues BERT's masked-LM training from the folder: never masking its specials."""
+    folder, _ = hf_folder(tmp_path)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the film was good . a bad film !\n" * 40)
+    overrides = ["task=pretraining", "dataset=text_files", f"dataset.train={corpus}", "model=bert_pretrained",
+                 f"model.init_from={folder}", "task.max_length=32", "task.batch_size=4", "trainer.max_steps=3",
+                 "trainer.eval_every=3", *RUN]
+    task, network, _ = api.build(api.plain(compose_config(overrides)))
+    assert network.body.next_sentence and task.tokenizer.vocab.mask_id == PIECES.index("[MASK]")
+    batch = next(iter(task.train_batches(0)))
+    assert batch.targets[0, 0] == PIECES.index("[CLS]") and not torch.isin(
+        batch.targets[batch.mask], torch.tensor(sorted(task.tokenizer.vocab.special_ids))).any()
+    final = api.train(compose_config(overrides), tmp_path / "run")
+    assert final["test/loss"] > 0
+
+
+def test_init_from_a_bad_folder_says_what_is_wrong(tmp_path):
+    folder, _ = hf_folder(tmp_path, "BertForMaskedLM", lowercase=False)  # a cased BERT
+    files = labeled_files(tmp_path)
+
+    def build(*overrides):
+        return api.build(api.plain(compose_config([*CLASSIFY, *files, f"model.init_from={folder}", *overrides])))
+
+    with pytest.raises(RnnzooError, match=r"task.lowercase=true, but .* cased"):  # a cased BERT fed lower case
+        build("task.lowercase=true")
+    build("task.lowercase=false")
+    with pytest.raises(RnnzooError, match=r"Hugging Face BERT folder: it starts model 'bert'.*not 'lstm'"):
+        read_pretrained(str(folder), "lstm")  # (only bert has model.init_from today)
+    vocab = (folder / "vocab.txt").read_text()
+    (folder / "vocab.txt").write_text(vocab.replace("[MASK]\n", ""))
+    with pytest.raises(RnnzooError, match=r"vocab.txt: no token for the special role mask"):
+        build()
+    (folder / "vocab.txt").write_text(vocab + "extra\n")
+    with pytest.raises(RnnzooError, match=r"config.json says vocab_size=\d+, but .* holds \d+ tokens"):
+        build()
+    (folder / "vocab.txt").unlink()
+    with pytest.raises(RnnzooError, match=r"model.init_from: .* has no vocab.txt"):
+        build()
+    (folder / "config.json").unlink()
+    with pytest.raises(RnnzooError, match=r"folder without config.json"):
+        build()

@@ -170,11 +170,13 @@ class TextTask(LengthLimits, Task):
         `build_vocab` then builds only this task's own vocabularies (labels, tags)."""
         if "tokenizer" not in state:
             raise RnnzooError("model.init_from: that checkpoint's task keeps no tokenizer to start from")
-        if state.get("lowercase", self.config.lowercase) != self.config.lowercase:
+        tokenizer = Tokenizer.from_state_dict(state["tokenizer"])
+        # a tokenizer that lower-cases itself (an uncased BERT's) sees the same text either way
+        if not tokenizer.lowercases and state.get("lowercase", self.config.lowercase) != self.config.lowercase:
             raise RnnzooError(f"task.lowercase={str(self.config.lowercase).lower()}, but the pretraining run had "
-                              f"task.lowercase={str(state['lowercase']).lower()}: give the same, or the "
-                              "pretrained tokenizer sees text it never saw")
-        self.tokenizer = Tokenizer.from_state_dict(state["tokenizer"])
+                              f"task.lowercase={str(state['lowercase']).lower()} (its tokenizer is cased): give the "
+                              "same, or the pretrained tokenizer sees text it never saw")
+        self.tokenizer = tokenizer
         log.info("task: the pretrained %s tokenizer (%d tokens) replaces task.tokenizer=%s", self.tokenizer.level,
                  len(self.tokenizer), self.config.tokenizer)
 

@@ -1,9 +1,17 @@
 """Starting a run from a pretrained checkpoint (`model.init_from`): its tokenizer, its
-architecture and the weights of its model body, under the head of this run's task."""
+architecture and the weights of its model body, under the head of this run's task.
+
+`init_from` is an rnnzoo checkpoint (best.pt), or for model=bert a Hugging Face BERT folder
+(config.json, model.safetensors or pytorch_model.bin, vocab.txt), which `read_pretrained` turns
+into the same parts: BERT's shape from config.json, the weights mapped by rnnzoo.models.hf_bert,
+the task state holding the folder's WordPiece tokenizer (BertTokenizer's ids).
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -25,10 +33,7 @@ def start_from_pretrained(config: dict[str, Any], model_config: Any, task: Any) 
     must say what it really is.
     """
     path, model_name = model_config.init_from, config["model"]["name"]
-    try:
-        payload = load_checkpoint_file(path)
-    except RnnzooError as error:
-        raise RnnzooError(f"model.init_from: {error}") from None
+    payload = read_pretrained(path, model_name)
     theirs = payload["config"]["model"]
     if theirs.get("name") != model_name:
         raise RnnzooError(f"model.init_from={path} is a checkpoint of model '{theirs.get('name')}' (task "
@@ -48,6 +53,47 @@ def start_from_pretrained(config: dict[str, Any], model_config: Any, task: Any) 
         log.warning("model.init_from: this run's %s ignored: the pretrained weights fix the architecture",
                     ", ".join(ignored))
     return payload, MODELS.entry(model_name).make_config(config["model"], where="model")
+
+
+def read_pretrained(path: str, model_name: str) -> dict[str, Any]:
+    """The `init_from` checkpoint's payload, or a Hugging Face BERT folder's parts in its shape."""
+    from ..models.hf_bert import is_hf_folder
+
+    if is_hf_folder(path):
+        if model_name != "bert":
+            raise RnnzooError(f"model.init_from={path} is a Hugging Face BERT folder: it starts model 'bert' "
+                              f"(model=bert_pretrained), not '{model_name}'")
+        return hf_payload(path)
+    if Path(path).is_dir():
+        raise RnnzooError(f"model.init_from={path} is a folder without config.json: give an rnnzoo checkpoint "
+                          "(best.pt) or a Hugging Face BERT folder (config.json, model.safetensors or "
+                          "pytorch_model.bin, vocab.txt)")
+    try:
+        return load_checkpoint_file(path)
+    except RnnzooError as error:
+        raise RnnzooError(f"model.init_from: {error}") from None
+
+
+def hf_payload(path: str) -> dict[str, Any]:
+    """A Hugging Face BERT folder as what a run starts from: {"config": {"model": its BertConfig},
+    "model": its weights under `body.`, "task": {"tokenizer", "lowercase"}} (RnnzooError naming
+    the file for a folder that is not a BERT rnnzoo can compute, or whose vocabulary and
+    config.json disagree)."""
+    from ..models.hf_bert import load_pretrained, load_tokenizer
+
+    try:
+        model, bert = load_pretrained(path)
+        tokenizer = load_tokenizer(path)
+    except RnnzooError as error:
+        raise RnnzooError(f"model.init_from: {error}") from None
+    if len(tokenizer) != bert.vocab_size:
+        raise RnnzooError(f"model.init_from={path}: config.json says vocab_size={bert.vocab_size}, but the "
+                          f"folder's vocabulary (vocab.txt) holds {len(tokenizer)} tokens: they must agree")
+    log.info("model.init_from=%s: a Hugging Face BERT (%d layers, width %d, %d tokens, %s)", path, bert.num_layers,
+             bert.hidden_size, len(tokenizer), "uncased" if tokenizer.lowercases else "cased")
+    return {"config": {"model": {"name": "bert", **asdict(bert)}, "task": {"name": "huggingface"}},
+            "model": {f"body.{key}": value for key, value in model.state_dict().items()},
+            "task": {"tokenizer": tokenizer.state_dict(), "lowercase": tokenizer.lowercases}}
 
 
 def _chosen_per_run(key: str) -> bool:
