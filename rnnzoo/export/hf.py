@@ -339,7 +339,7 @@ def check_ids(reference: Any, tokenizer: Tokenizer, lowercase: bool) -> None:
     [CLS] ... [SEP] as rnnzoo frames them <bos> ... <eos>, on text made of the vocabulary's own
     words, their capitalized forms, punctuation and an unknown word."""
     vocab = tokenizer.vocab
-    words = [w for w in vocab.itos[len(vocab.specials):] if not w.startswith("##")][:60]
+    words = [w for w in vocab.itos if w not in vocab.specials and not w.startswith("##")][:60]
     texts = [" ".join(words[i:i + 12]) for i in range(0, len(words), 12)]
     texts += [" ".join(w.capitalize() for w in words[:12]) + ", zzqxv!", "  ".join(words[:5]) + "."]
     for text in texts:
