@@ -21,6 +21,7 @@ from .errors import IncompatibleError, RnnzooError
 from .models.traits import check_compatible, fit_to_task, model_traits
 from .registry import MODELS, TASKS
 from .run_config import RunConfig
+from .tasks.embeddings import init_embeddings, read_task_vectors
 from .training.checkpoint import load_checkpoint_file, load_weights
 from .training.pretrained import load_pretrained_body, start_from_pretrained
 
@@ -37,6 +38,8 @@ def build_run(run: RunConfig, task_state: dict[str, Any] | None = None) -> tuple
     pretrained = None
     if task_state is None and getattr(run.model, "init_from", None):
         pretrained, run.model = start_from_pretrained(run.values, run.model, task)
+    # word vectors are read by a fresh run only (a checkpoint holds them, and the vocabulary they grew)
+    vectors = read_task_vectors(task) if task_state is None else {}
     for field, size in task.model_sizes().items():  # input width, vocabulary sizes: the data decides
         if hasattr(run.model, field):
             setattr(run.model, field, size)
@@ -45,7 +48,9 @@ def build_run(run: RunConfig, task_state: dict[str, Any] | None = None) -> tuple
     body = make_model(run.model_name, run.model)
     if pretrained is not None:
         load_pretrained_body(body, pretrained["model"], run.model.init_from)
-    return task, task.build_network(body)
+    network = task.build_network(body)
+    init_embeddings(task, network, vectors)  # the vectors in; frozen or lr-scaled on every build
+    return task, network
 
 
 def make_task(run: RunConfig, task_state: dict[str, Any] | None) -> Any:

@@ -41,6 +41,9 @@ TRAINING_ONLY = frozenset({
     "eval_tokens", "sample_tokens", "sample_prompt", "batches_per_epoch", "sampling", "bptt", "crf", "pooling",
     "beam_size", "length_penalty", "teacher_forcing", "label_smoothing", "monitor", "samples", "mask_prob",
     "eval_sentences", "char_filters", "char_width",
+    # word vectors: read after the vocabulary is cached; a vocabulary they grow keys the splits by its hash
+    "pretrained_embeddings", "pretrained_target_embeddings", "extend_vocab_from_vectors", "freeze_embeddings",
+    "embedding_lr_scale",
 })
 
 

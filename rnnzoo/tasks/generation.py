@@ -52,6 +52,7 @@ from ..nn.recurrent import State
 from ..registry import TASKS, help_field
 from .base import SequenceBatch, StepOutput, Task, TaskNetwork, add_stats, float_stats, seeded_generator
 from .data_cache import cache_of, cached_stream, cached_vocab
+from .embeddings import VectorOptions, VectorSide, id_counts
 
 log = logging.getLogger("rnnzoo")
 
@@ -63,7 +64,7 @@ MAX_PROMPT_TOKENS = 4096
 
 
 @dataclass
-class GenerationConfig:
+class GenerationConfig(VectorOptions):
     level: str = help_field("char", "tokens: char, word (<eos> per line, as for PTB), bpe or wordpiece")
     batch_size: int = help_field(32, "parallel streams (sampling=streams) or random windows per batch", ge=1)
     bptt: int = help_field(64, "steps per training window (truncated BPTT length; nanoGPT's block_size)", ge=1)
@@ -253,6 +254,19 @@ class GenerationTask(Task):
         if split not in ("val", "test"):
             raise ValueError(f"split must be val or test, got {split!r}")
         return stream_windows(self._streams(split, self.config.eval_batch_size), self.config.bptt)
+
+    # --- pretrained word vectors (rnnzoo.tasks.embeddings applies them) -----------------------
+    def vector_sides(self) -> list[VectorSide]:
+        """The token vocabulary `task.pretrained_embeddings` fills, with its training token counts."""
+        def counts() -> np.ndarray:
+            return id_counts([self.ids("train")], self.vocab_size)
+
+        return [VectorSide("words", self.tokenizer, self.config.pretrained_embeddings, "task.embedding_dim", counts)]
+
+    def word_embeddings(self, network: nn.Module) -> dict[str, nn.Embedding]:
+        """The network's token table (none for one-hot inputs)."""
+        table = network.embed[0]
+        return {"words": table} if isinstance(table, nn.Embedding) else {}
 
     # --- model, loss, metrics -------------------------------------------------------------
     def build_network(self, body: nn.Module) -> LanguageModel:

@@ -39,6 +39,7 @@ from ..registry import help_field
 from .base import Task, seeded_generator
 from .batch import DataclassBatch
 from .data_cache import cache_of, cached_examples, cached_vocab
+from .embeddings import VectorOptions, VectorSide, id_counts
 from .lengths import LengthLimits
 
 log = logging.getLogger("rnnzoo")
@@ -77,7 +78,7 @@ class TextBatch(DataclassBatch):
 
 
 @dataclass
-class TextDataConfig:
+class TextDataConfig(VectorOptions):
     batch_size: int = help_field(32, "sentences per training batch (bucketed by length)", ge=1)
     eval_batch_size: int = help_field(256, "sentences per evaluation batch", ge=1)
     tokenizer: str = help_field("word", "token level: word (whitespace), char, bpe or wordpiece (trained on "
@@ -294,6 +295,22 @@ class TextTask(LengthLimits, Task):
             raise RnnzooError(f"character features join the task's word embeddings, which {type(body).__name__} "
                               "replaces with its own (it reads token ids): set task.char_dim=0")
         return TokenIds()
+
+    # --- pretrained word vectors (rnnzoo.tasks.embeddings applies them) -------------------
+    def vector_sides(self) -> list[VectorSide]:
+        """The word vocabulary `task.pretrained_embeddings` fills, with its training token counts."""
+        self.ensure_vocab()
+
+        def counts() -> Any:
+            return id_counts((item[0] for item in self.encoded("train")), len(self.tokenizer))
+
+        return [VectorSide("words", self.tokenizer, self.config.pretrained_embeddings, "task.embedding_dim", counts,
+                           self.config.lowercase)]
+
+    def word_embeddings(self, network: nn.Module) -> dict[str, nn.Embedding]:
+        """The network's word table by side (none where the model reads token ids itself)."""
+        embed = getattr(network, "embed", None)
+        return {"words": embed.words} if isinstance(embed, TextEmbedding) else {}
 
     # --- prediction from lines ----------------------------------------------------------
     def predict_lines(self, lines: Iterable[str], predict_batch: Callable[[list[str]], list[str]]

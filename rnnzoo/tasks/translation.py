@@ -38,6 +38,7 @@ from ..metrics import translation_scores
 from ..registry import DATASETS, TASKS, help_field
 from .base import StepOutput, add_stats, float_stats
 from .batch import DataclassBatch
+from .embeddings import VectorSide, id_counts
 from .text import TextDataConfig, TextTask
 
 MONITORS = {"bleu": "max", "chrf": "max", "exact": "max", "accuracy": "max", "loss": "min"}
@@ -53,6 +54,9 @@ class TranslationConfig(TextDataConfig):
     tokenizer: str = help_field("auto", "token level of both sides: auto (the dataset's: char for dates, else "
                                         "word), word, char, bpe or wordpiece")
     shared_vocab: bool = help_field(False, "one vocabulary (and tokenizer) for source and target")
+    pretrained_target_embeddings: str | None = help_field(None, "word vectors of the target side "
+                                                                "(task.pretrained_embeddings: the source side's; "
+                                                                "give both the same file for a shared one)")
     lowercase: bool = help_field(False, "lower-case both sides (references too, so BLEU is case-insensitive)")
     teacher_forcing: float = help_field(1.0, "probability of feeding the gold previous token in training "
                                              "(below 1: scheduled sampling, Bengio et al. 2015)", ge=0, le=1)
@@ -163,6 +167,24 @@ class TranslationTask(TextTask):
     @property
     def specials(self) -> dict[str, int]:
         return {name: self.tokenizer.vocab.stoi[name] for name in (PAD, BOS, EOS, MASK)}
+
+    # --- pretrained word vectors (rnnzoo.tasks.embeddings applies them) -----------------------
+    def vector_sides(self) -> list[VectorSide]:
+        """Source and target vocabularies, each with its own vectors file (maybe the same one)."""
+        self.ensure_vocab()
+        c, width = self.config, "the model's embedding width (model.embedding_dim; model.d_model for transformer)"
+
+        def counts(field: int, tokenizer: Tokenizer) -> Any:
+            return lambda: id_counts((item[field] for item in self.encoded("train")), len(tokenizer))
+
+        return [VectorSide("source", self.source_tokenizer, c.pretrained_embeddings, width,
+                           counts(0, self.source_tokenizer), c.lowercase),
+                VectorSide("target", self.tokenizer, c.pretrained_target_embeddings, width,
+                           counts(1, self.tokenizer), c.lowercase)]
+
+    def word_embeddings(self, network: nn.Module) -> dict[str, nn.Embedding]:
+        """The encoder-decoder's own tables (one object for both where it shares them)."""
+        return {"source": network.source_embed, "target": network.target_embed}
 
     # --- batches ----------------------------------------------------------------------------
     def encode(self, pair: ParallelPair) -> tuple[list[int], list[int], str]:

@@ -33,10 +33,26 @@ def freeze(network: nn.Module, prefixes: Iterable[str]) -> int:
 def build_optimizer(parameters: Iterable[nn.Parameter], config: TrainerConfig) -> torch.optim.Optimizer:
     parameters = [p for p in parameters if p.requires_grad]
     if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(lr_groups([{"params": parameters}], config.lr), lr=config.lr,
+                                weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(decay_groups(parameters, config.weight_decay), lr=config.lr)
-    return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(lr_groups(decay_groups(parameters, config.weight_decay), config.lr), lr=config.lr)
+    return torch.optim.SGD(lr_groups([{"params": parameters}], config.lr), lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay)
+
+
+def lr_groups(groups: list[dict], lr: float) -> list[dict]:
+    """Each group split by its parameters' `lr_scale` (an attribute, 1 where absent: set by
+    rnnzoo.tasks.embeddings for `task.embedding_lr_scale`), the scaled ones at lr * scale. The
+    schedules multiply each group's own lr, so the ratio holds throughout."""
+    split = []
+    for group in groups:
+        scales: dict[float, list[nn.Parameter]] = {1.0: []}  # the unscaled group first: the lr logged is its
+        for parameter in group["params"]:
+            scales.setdefault(getattr(parameter, "lr_scale", 1.0), []).append(parameter)
+        split += [{**group, "params": params, **({} if scale == 1.0 else {"lr": lr * scale})}
+                  for scale, params in scales.items() if params or scale == 1.0]
+    return split
 
 
 def decay_groups(parameters: list[nn.Parameter], weight_decay: float) -> list[dict]:
