@@ -20,7 +20,8 @@ from .conftest import compose_config, run_cli
 from .test_bert import RUN, TINY_BERT
 from .test_classification import TINY_CLASSIFICATION, labeled_lines
 from .test_classification import tiny_files as labeled_files
-from .test_hf_bert import save_reference
+from .test_hf_bert import CLASSIFY, hf_folder, save_reference
+from .test_hf_tokenizer import PIECES
 from .test_tagging import tiny_files as conll_files
 
 transformers = pytest.importorskip("transformers", reason="the HF export tests need transformers (dev extra)")
@@ -81,6 +82,23 @@ def test_the_check_fails_on_a_wrong_tensor(tmp_path):
         model.encoder.layers[1].feed_forward.outer.bias[0] += 0.01  # (a constant shift the LayerNorm would undo)
     with pytest.raises(RnnzooError, match="check failed: transformers' .* differ from rnnzoo's"):
         check_folder(tmp_path / "back", model, tolerance=TOL)
+
+
+def test_a_run_started_from_a_bert_folder_exports_its_vocab_txt_verbatim(tmp_path):
+    """Fine-tuned from a folder whose specials are not at 0..4 ([PAD]=1, [UNK]=6, [CLS]=7...): the
+    export's vocab.txt is the folder's, byte for byte, and BertTokenizer still gives the run's ids."""
+    folder, _ = hf_folder(tmp_path, "BertForPreTraining")  # uncased; the NSP head brings the pooler
+    run = tmp_path / "run"
+    api.train(compose_config([*CLASSIFY, *labeled_files(tmp_path), f"model.init_from={folder}",
+                              "trainer.max_steps=2"]), run)
+    out = export(export_config(run / "checkpoints" / "best.pt", tmp_path / "back"))  # check: ids, class logits
+    assert (out / "vocab.txt").read_bytes() == (folder / "vocab.txt").read_bytes()
+    options = json.loads((out / "tokenizer_config.json").read_text())
+    assert {key: options[key] for key in ("do_lower_case", "strip_accents", "pad_token", "cls_token")} == \
+        {"do_lower_case": True, "strip_accents": True, "pad_token": "[PAD]", "cls_token": "[CLS]"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert config["pad_token_id"] == PIECES.index("[PAD]") and config["vocab_size"] == len(PIECES)
 
 
 # --- a pretraining run, exported with the CLI --------------------------------------------------------

@@ -47,16 +47,13 @@ import torch
 from torch import Tensor, nn
 
 from ..data.tokenize import Tokenizer
-from ..data.vocab import SPECIALS
+from ..data.vocab import DEFAULT_ROLES
 from ..errors import RnnzooError
 from ..models.bert import INIT_STD, Bert, BertConfig
-from ..models.hf_bert import hf_names
+from ..models.hf_bert import SPECIAL_KEYS, hf_names
 
 log = logging.getLogger("rnnzoo")
 
-HF_SPECIALS = dict(zip(SPECIALS, ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")))  # rnnzoo name -> BERT's
-SPECIAL_ROLES = {"pad_token": "pad_id", "unk_token": "unk_id", "cls_token": "bos_id", "sep_token": "eos_id",
-                 "mask_token": "mask_id"}  # tokenizer_config key -> the Vocabulary property holding its id
 WRITTEN = ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json")
 # files of an older export that loaders would read instead of (or besides) ours: removed by overwrite=true
 COMPETING = ("pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json",
@@ -224,8 +221,10 @@ def vocab_lines(tokenizer: Tokenizer, vocab_size: int) -> list[str]:
     if tokenizer.level != "wordpiece":
         raise RnnzooError(f"the run's tokenizer is {tokenizer.level}: only a WordPiece vocabulary can be a BERT "
                           "vocab.txt (train with task.tokenizer=wordpiece), so no folder was written")
-    lines = [HF_SPECIALS.get(token, token) if token in tokenizer.vocab.specials else token
-             for token in tokenizer.vocab.itos]
+    vocab = tokenizer.vocab  # rnnzoo's own specials (<pad>... at 0..4) get BERT's names, any other stays
+    renamed = {vocab.role_id(role): SPECIAL_KEYS[role][1] for role, token in vocab.roles.items()
+               if token == DEFAULT_ROLES[role]}
+    lines = [renamed.get(index, piece) for index, piece in enumerate(tokenizer.pieces())]
     if len(lines) != vocab_size:
         raise RnnzooError(f"the tokenizer has {len(lines)} pieces but the model {vocab_size} embeddings: "
                           "not the tokenizer this model was trained with")
@@ -243,27 +242,21 @@ def tokenizer_config(tokenizer: Tokenizer, lines: list[str], lowercase: bool, ma
     lower-casing) does, and the special tokens found at the vocabulary's special ids."""
     config: dict[str, Any] = {"tokenizer_class": "BertTokenizer", **normalization(tokenizer, lowercase),
                               "do_basic_tokenize": True, "model_max_length": max_length}
-    for key, role in SPECIAL_ROLES.items():
-        index = getattr(tokenizer.vocab, role)
-        if index is not None:
-            config[key] = lines[index]
+    for role, (key, _) in SPECIAL_KEYS.items():
+        if role in tokenizer.vocab.roles:
+            config[key] = lines[tokenizer.vocab.role_id(role)]
     return config
 
 
 def normalization(tokenizer: Tokenizer, lowercase: bool) -> dict[str, bool]:
-    """BertTokenizer's do_lower_case, strip_accents and tokenize_chinese_chars for `tokenizer`:
-    its own BertNormalizer's where it has one (read from a HF folder), else rnnzoo's training
-    (no normalizer: the task's `lowercase`, which is Python's str.lower, accents kept, CJK
-    characters not split apart)."""
-    normalizer = json.loads(tokenizer.state_dict()["subword"]).get("normalizer")
-    if normalizer is None:
-        return {"do_lower_case": lowercase, "strip_accents": False, "tokenize_chinese_chars": False}
-    if normalizer.get("type") != "BertNormalizer":
-        raise RnnzooError(f"the tokenizer's {normalizer.get('type')} normalizer has no BertTokenizer setting")
-    lower = bool(normalizer.get("lowercase", True))
-    strip = normalizer.get("strip_accents")
-    return {"do_lower_case": lower or lowercase, "strip_accents": lower if strip is None else bool(strip),
-            "tokenize_chinese_chars": bool(normalizer.get("handle_chinese_chars", True))}
+    """BertTokenizer's do_lower_case, strip_accents and tokenize_chinese_chars for `tokenizer`
+    (its own normalizer's, `Tokenizer.bert_options`) after a task that lower-cases with Python's
+    str.lower where `lowercase`: accents are stripped only where the tokenizer strips them."""
+    options = tokenizer.bert_options()
+    own = bool(options["do_lower_case"])
+    strip = options["strip_accents"]  # None: BERT's default, strip when (the tokenizer) lower-cases
+    return {"do_lower_case": own or lowercase, "strip_accents": own if strip is None else bool(strip),
+            "tokenize_chinese_chars": bool(options["tokenize_chinese_chars"])}
 
 
 def _json(value: dict[str, Any]) -> str:
