@@ -4,6 +4,8 @@ recording changes no output, and that nothing is recorded or copied outside a re
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -86,6 +88,27 @@ def test_a_record_is_a_copy_the_model_cannot_overwrite():
         state.add_(1)  # Hopfield updates its state in place
     assert seen["state"].tolist() == [0, 0]
 
+
+
+def test_a_recording_belongs_to_its_thread():
+    """A server's other requests, in other threads, neither record into a page's recording nor
+    leave their fused kernels, and may open recordings of their own meanwhile."""
+    lstm = model("lstm", input_size=F, hidden_size=H)
+    seen_there = {}
+
+    def elsewhere() -> None:
+        seen_there["recording_now"] = inside.recording_now()
+        lstm(features(), LENGTHS)
+        with recording() as own:
+            lstm(features(), LENGTHS)
+        seen_there["own"] = set(own)
+
+    with torch.no_grad(), recording() as here:
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+    assert dict(here) == {} and seen_there["recording_now"] is False
+    assert "lstm.layer0.forward.input_gate" in seen_there["own"]
 
 # --- recurrent models ----------------------------------------------------------------------
 @pytest.mark.parametrize("bidirectional", [False, True])

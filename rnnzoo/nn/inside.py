@@ -19,6 +19,11 @@ cached decoder's self-attention sees one key more at every step, and the keys it
 yet have weight 0 anyway. Every piece recorded under one name in one recording joins the same
 tensor, so record one prediction per recording.
 
+A recording belongs to the thread that opened it: a model running in another thread (a
+server's other requests) neither records into it nor leaves its fused kernels, so open the
+recording in the thread that runs the model. While no thread records, `record` is one check
+of a module-global count.
+
 Fused kernels (cuDNN's LSTM, PyTorch's flash attention) never form gates or attention
 weights: a model asks `recording_now()` and takes its reference path when it does, which
 computes the same outputs (to float rounding) and exposes what the page shows.
@@ -28,6 +33,7 @@ Used by `rnnzoo serve` (the page shows these) and anyone who wants to look insid
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -35,7 +41,9 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-_active: "Inside | None" = None  # the recording open now, if any (one per process: serve runs one at a time)
+_open = 0  # recordings open in any thread: 0 (nearly always) is all `record` has to look at
+_lock = threading.Lock()  # guards _open
+_thread = threading.local()  # .inside: the recording this thread has open, if any
 
 
 class Inside(dict):
@@ -72,10 +80,15 @@ def join(pieces: list[Tensor], along: int) -> Tensor:
     return torch.cat(padded, dim=along)
 
 
+def _active() -> "Inside | None":
+    """This thread's open recording, if any."""
+    return getattr(_thread, "inside", None) if _open else None
+
+
 def recording_now() -> bool:
-    """True inside `recording()`: a model may skip computing what only a recording would use,
-    or take the path that forms what it records (the fused kernels do not)."""
-    return _active is not None
+    """True inside `recording()` (in this thread): a model may skip computing what only a
+    recording would use, or take the path that forms what it records (the fused kernels do not)."""
+    return _open > 0 and getattr(_thread, "inside", None) is not None
 
 
 def record(name: str, tensor: Tensor, step: bool = False, along: int | None = None) -> None:
@@ -85,22 +98,28 @@ def record(name: str, tensor: Tensor, step: bool = False, along: int | None = No
     along=d: a chunk of positions along axis d, concatenated with the name's other chunks.
     Neither: the whole value (a later record of the name replaces it).
     """
-    if _active is not None:
-        _active.add(name, tensor.unsqueeze(1) if step else tensor, 1 if step else along)
+    if _open:
+        inside = getattr(_thread, "inside", None)
+        if inside is not None:
+            inside.add(name, tensor.unsqueeze(1) if step else tensor, 1 if step else along)
 
 
 @contextmanager
 def recording() -> Iterator[Inside]:
-    """Collect every `record` made while the block runs; nested recordings are refused."""
-    global _active
-    if _active is not None:
+    """Collect every `record` this thread makes while the block runs; nested recordings are refused."""
+    global _open
+    if _active() is not None:
         raise RuntimeError("a recording is already open: recordings do not nest")
     inside = Inside()
-    _active = inside
+    _thread.inside = inside
+    with _lock:
+        _open += 1
     try:
         yield inside
     finally:
-        _active = None
+        with _lock:
+            _open -= 1
+        _thread.inside = None
         inside.close()
 
 
@@ -109,11 +128,10 @@ def gathering() -> Iterator[Inside]:
     """Inside a recording: collect the records made in the block apart, for the caller to record
     under fuller names. A recurrent cell records `input_gate`; the layer that runs it knows
     which model, layer and direction that is (rnnzoo.nn.recurrent)."""
-    global _active
-    outer, inner = _active, Inside()
-    _active = inner
+    outer, inner = getattr(_thread, "inside", None), Inside()
+    _thread.inside = inner
     try:
         yield inner
     finally:
-        _active = outer
+        _thread.inside = outer
         inner.close()
