@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rnnzoo.api import create_model
-from rnnzoo.decoding import greedy_search
+from rnnzoo.decoding import beam_search, greedy_search
 from rnnzoo.nn import inside
 from rnnzoo.nn.inside import Inside, join, record, recording
 
@@ -180,6 +180,10 @@ def test_bahdanau_greedy_decoding_stacks_one_attention_row_per_output_token():
     for b, returned in enumerate(hypotheses.attention):  # the search's own (steps_b, S_b), cut to the sentence
         torch.testing.assert_close(attention[b, :len(returned), :int(LENGTHS[b])], returned)
 
+    with torch.no_grad(), recording() as beam:  # one beam: the same rows, so the same record
+        beam_search(net, SOURCE, LENGTHS, torch.tensor([6, 6]), bos=1, eos=2, beam_size=1)
+    torch.testing.assert_close(beam["bahdanau.attention"], attention)
+
 
 
 
@@ -330,9 +334,10 @@ def test_nothing_is_recorded_or_copied_outside_a_recording(monkeypatch):
         memory.recall(probes, 3)
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_gru_records_its_update_and_reset_gates(bidirectional):
-    gru = model("gru", input_size=F, hidden_size=H, bidirectional=bidirectional)
+@pytest.mark.parametrize("bidirectional, impl", [(False, "auto"), (True, "auto"), (True, "torch")])
+def test_gru_records_its_update_and_reset_gates(bidirectional, impl):
+    """impl=torch too: a recording asks for the gates, which only the loop forms."""
+    gru = model("gru", input_size=F, hidden_size=H, bidirectional=bidirectional, impl=impl)
     _, seen = recorded(lambda: gru(features(), LENGTHS))
     names = [f"gru.layer0.{d}.{g}" for d in (["forward", "backward"] if bidirectional else ["forward"])
              for g in ("update_gate", "reset_gate")]
