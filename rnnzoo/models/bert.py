@@ -88,7 +88,8 @@ class BertConfig:
     next_sentence: bool = help_field(False, "add the pooler and the next-sentence head (pretraining then "
                                             "also predicts whether segment B follows A)")
     init_from: str | None = help_field(None, "a checkpoint (best.pt) of a bert run to start from, e.g. "
-                                             "task=pretraining: its architecture, tokenizer and weights "
+                                             "task=pretraining, or a Hugging Face BERT folder (config.json, "
+                                             "weights, vocab.txt): its architecture, tokenizer and weights "
                                              "(dropouts from this run's config)")
 
 
