@@ -28,6 +28,7 @@ the same function `rnnzoo eval` calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -98,6 +99,28 @@ class AssociativeTask(Task):
         order = seeded_generator(self.seed, SPLIT_CODES[split], ORDER)
         readout = network.recall(probes, self.config.steps, generator=order).sign()  # (M, N) ±1
         return self.metrics(float_stats(self.stats(readout, targets)))
+
+    @torch.no_grad()
+    def recall_steps(self, network: nn.Module, probe: Tensor, steps: int | None = None,
+                     generator: torch.Generator | None = None) -> dict[str, Any]:
+        """One probe (N,) recalled step by step, as data: the state and its energy E after each
+        step (the probe first), the readout sign(s), and which stored pattern it is nearest to
+        (its overlap m). A step is one `recall` of one step, so the dynamics are the model's
+        own; it stops once the state stops changing, as `recall` does. `rnnzoo serve` answers
+        with this."""
+        state = probe.view(1, -1).float()  # (1, N)
+        states, energies = [state], [float(network.energy(state))]
+        for _ in range(self.config.steps if steps is None else steps):
+            new = network.recall(state, 1, generator=generator)  # (1, N)
+            if torch.equal(new, state):
+                break
+            state = new
+            states.append(state)
+            energies.append(float(network.energy(state)))
+        readout = state.sign()  # (1, N)
+        overlaps = (self.memories() * readout).mean(1)  # (P,) m = (1/N) ξ·s
+        return {"states": [s[0].tolist() for s in states], "energies": energies, "readout": readout[0].tolist(),
+                "nearest_pattern": int(overlaps.argmax()), "overlap": float(overlaps.max())}
 
     def stats(self, readout: Tensor, targets: Tensor) -> Stats:
         return {"exact": (readout == targets).all(1).sum(),

@@ -234,11 +234,17 @@ class ClassificationTask(TextTask):
         network.eval()
 
         def classify(batch_lines: list[str]) -> list[str]:
-            items = [self.cut_input(self.encode(LabeledText("", line.split()))) for line in batch_lines]
-            batch = self.collate([(ids, 0) for ids, _ in items]).to(device)
-            return [self.labels.itos[i] for i in network(batch).argmax(-1).tolist()]
+            best = self.class_probabilities(network, batch_lines, device).argmax(-1)  # (B,)
+            return [self.labels.itos[i] for i in best.tolist()]
 
         yield from self.predict_lines(lines, classify)
+
+    def class_probabilities(self, network: Classifier, lines: list[str], device: torch.device) -> Tensor:
+        """(B, C) softmax over `labels.itos` of each non-empty line: `rnnzoo predict` prints the
+        argmax's label, `rnnzoo serve` answers with the distribution."""
+        items = [self.cut_input(self.encode(LabeledText("", line.split()))) for line in lines]
+        batch = self.collate([(ids, 0) for ids, _ in items]).to(device)
+        return network(batch).softmax(-1).cpu()  # (B, C)
 
 
 def macro_f1(totals: dict[str, float], classes: int | Iterable[int]) -> float:

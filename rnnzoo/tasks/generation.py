@@ -319,6 +319,18 @@ class GenerationTask(Task):
                top_p: float | None = None) -> Iterator[str]:
         """Continue `prompt` token by token. The prompt is read once; then each new token is one
         step of the model from its carried state, so a token costs the same at any length."""
+        for piece, _token, _logits in self.sample_steps(network, prompt, max_new_tokens, device, generator,
+                                                        temperature, top_k, top_p):
+            if piece:
+                yield piece
+
+    @torch.no_grad()
+    def sample_steps(self, network: nn.Module, prompt: str, max_new_tokens: int, device: torch.device,
+                     generator: torch.Generator, temperature: float = 1.0, top_k: int | None = None,
+                     top_p: float | None = None) -> Iterator[tuple[str, int, Tensor]]:
+        """`sample`, one step at a time: (the text piece it adds, maybe "", the token id drawn,
+        the model's logits (V,) it was drawn from, before temperature and truncation). `rnnzoo
+        serve` shows each step's next-token distribution from these."""
         was_training = network.training
         network.eval()
         ids = self._prompt_ids(prompt)
@@ -326,9 +338,7 @@ class GenerationTask(Task):
         pieces = TextPieces(self, line_start=ids[-1] == self.tokenizer.vocab.stoi[EOS])
         for _ in range(max_new_tokens):
             token = sample_next(logits[:, -1], generator, temperature, top_k, top_p)  # (1,)
-            piece = pieces.add(int(token))
-            if piece:
-                yield piece
+            yield pieces.add(int(token)), int(token), logits[0, -1]
             logits, state = network(token.view(1, 1), None, state)  # (1, 1, V): one step, state carried
         network.train(was_training)
 

@@ -263,13 +263,24 @@ class TaggingTask(TextTask):
         network.eval()
 
         def tag(batch_lines: list[str]) -> list[str]:
-            sentences = [TaggedSentence(words, [""] * len(words)) for words in map(str.split, batch_lines)]
-            items = [self.cut_input(self.encode(s)) for s in sentences]  # a longer line: its first words only
-            batch = self.collate([(ids, [0] * len(tags), ch, st) for ids, tags, ch, st in items]).to(device)
-            predicted = network.decode(network(batch), batch.mask).tolist()
-            return [" ".join(self.tag_names(p[:n])) for p, n in zip(predicted, batch.mask.sum(1).tolist())]
+            return [" ".join(tagged["tags"]) for tagged in self.tag_lines(network, batch_lines, device)]
 
         yield from self.predict_lines(lines, tag)
+
+    def tag_lines(self, network: Tagger, lines: list[str], device: torch.device) -> list[dict[str, Any]]:
+        """Per non-empty line: its words, their tags and per word the softmax of the emission
+        scores over `tag_set` (with a CRF the tags are Viterbi's, which the emission softmax
+        need not favour: it is the per-token view, not the CRF's marginals). `rnnzoo predict`
+        prints the tags; `rnnzoo serve` answers with all of it."""
+        sentences = [TaggedSentence(words, [""] * len(words)) for words in map(str.split, lines)]
+        items = [self.cut_input(self.encode(s)) for s in sentences]  # a longer line: its first words only
+        batch = self.collate([(ids, [0] * len(tags), ch, st) for ids, tags, ch, st in items]).to(device)
+        emissions = network(batch)  # (B, W, K)
+        predicted = network.decode(emissions, batch.mask).tolist()
+        probabilities = emissions.softmax(-1).cpu()  # (B, W, K)
+        return [{"words": s.tokens[:n], "tags": self.tag_names(p[:n]), "probabilities": probabilities[i, :n].tolist(),
+                 "tag_set": list(self.tags.itos)}
+                for i, (s, p, n) in enumerate(zip(sentences, predicted, batch.mask.sum(1).tolist()))]
 
 
 # --- chunks, as seqeval (default mode) and conlleval find them ------------------------------------

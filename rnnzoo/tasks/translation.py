@@ -172,7 +172,7 @@ class TranslationTask(TextTask):
     def vector_sides(self) -> list[VectorSide]:
         """Source and target vocabularies, each with its own vectors file (maybe the same one)."""
         self.ensure_vocab()
-        c, width = self.config, "the model's embedding width (model.embedding_dim; model.d_model for transformer)"
+        c, width = self.config, "model.embedding_dim (model.d_model for the transformer)"
 
         def counts(field: int, tokenizer: Tokenizer) -> Any:
             return lambda: id_counts((item[field] for item in self.encoded("train")), len(tokenizer))
@@ -310,13 +310,34 @@ class TranslationTask(TextTask):
         network.eval()
 
         def translate_batch(batch_lines: list[str]) -> list[str]:
-            items = [self.cut_input(self.encode(ParallelPair(line, ""))) for line in batch_lines]
-            batch = self.collate(items).to(device)
-            found = self.decode(network, batch.source, batch.source_lengths, beam_size, length_penalty)
+            items, found = self.decode_lines(network, batch_lines, device, beam_size, length_penalty)
             return [self.render(tokens, source, found.attention[i] if alignment and found.attention else None)
                     for i, (tokens, (source, _, _)) in enumerate(zip(found.tokens, items))]
 
         yield from self.predict_lines(lines, translate_batch)
+
+    def decode_lines(self, network: nn.Module, lines: list[str], device: torch.device, beam_size: int | None = None,
+                     length_penalty: float | None = None) -> tuple[list[tuple], Hypotheses]:
+        """(the encoded items, their translations) of non-empty source lines: what `translate`
+        renders and `rnnzoo serve` answers with (tokens, score, attention)."""
+        items = [self.cut_input(self.encode(ParallelPair(line, ""))) for line in lines]
+        batch = self.collate(items).to(device)
+        return items, self.decode(network, batch.source, batch.source_lengths, beam_size, length_penalty)
+
+    def translation_answer(self, items: list[tuple], found: Hypotheses, index: int) -> dict[str, Any]:
+        """One translation of `decode_lines` as data: the text, its log-probability, the source and
+        target pieces, and the attention (target pieces + <eos> rows x source pieces), if any."""
+        tokens, source = found.tokens[index], items[index][0]
+        attention = found.attention[index].cpu() if found.attention else None  # (steps, S)
+        source_pieces, target_pieces = self.attention_labels(tokens, source, 0 if attention is None else len(attention))
+        return {"translation": self.tokenizer.decode(tokens), "score": float(found.scores[index]),
+                "source_tokens": source_pieces, "target_tokens": target_pieces,
+                "attention": None if attention is None else attention.tolist()}
+
+    def attention_labels(self, tokens: list[int], source: list[int], steps: int) -> tuple[list[str], list[str]]:
+        """(source pieces, output pieces padded with <eos> to `steps` rows): an attention map's labels."""
+        target_pieces = pieces(self.tokenizer, tokens)
+        return pieces(self.source_tokenizer, source), target_pieces + [EOS] * (steps - len(tokens))
 
     def predict(self, network: nn.Module, lines: Iterable[str], device: torch.device) -> Iterator[str]:
         yield from self.translate(network, lines, device)
@@ -358,8 +379,7 @@ class TranslationTask(TextTask):
     def heatmap(self, tokens: list[int], source: list[int], attention: Tensor) -> Any:
         """A matplotlib figure of the attention weights: output tokens down, source tokens across."""
         from ..plotting import attention_figure
-        target_pieces = pieces(self.tokenizer, tokens) + [EOS] * (attention.shape[0] - len(tokens))
-        return attention_figure(attention.cpu(), pieces(self.source_tokenizer, source), target_pieces)
+        return attention_figure(attention.cpu(), *self.attention_labels(tokens, source, attention.shape[0]))
 
 
 def pieces(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
