@@ -4,6 +4,7 @@ same with. References are built here (tiny random BERTs, a tiny pretraining run)
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
@@ -202,3 +203,10 @@ def test_bpe_has_no_vocab_txt_and_pre_ln_no_bert_folder(tmp_path):
     with pytest.raises(RnnzooError, match="model.norm=pre: Hugging Face's BERT is post-LN"):
         save_hf(pre, tmp_path / "pre")
     assert not (tmp_path / "bpe").exists() and not (tmp_path / "pre").exists()
+
+
+def test_without_transformers_the_check_says_it_was_skipped(tmp_path, monkeypatch, caplog):
+    model = api.create_model("bert", vocab_size=60, hidden_size=16, num_heads=2, num_layers=1)
+    folder = save_hf(model, tmp_path / "hf")
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` fails
+    assert check_folder(folder, model) is None and "check skipped: transformers is not installed" in caplog.text

@@ -153,7 +153,8 @@ def save_hf(model: Bert, out: str | Path, tokenizer: Tokenizer | None = None, *,
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
     if tokenizer is None:
-        (folder / "vocab.txt").unlink(missing_ok=True)
+        for name in ("vocab.txt", "tokenizer_config.json"):  # an earlier export's, not this model's
+            (folder / name).unlink(missing_ok=True)
         log.warning("%s: no tokenizer given, so no vocab.txt: BertTokenizer cannot read this folder", folder)
     log.info("wrote %s (%s, %d tensors)", folder, json.loads(files["config.json"])["architectures"][0], len(weights))
     return folder
@@ -175,18 +176,22 @@ def hf_state_dict(model: Bert, head: Head | None = None) -> dict[str, Tensor]:
     names = hf_names(model.config.num_layers, model.config.next_sentence)
     weights: dict[str, Tensor] = {}
     for ours, tensor in model.state_dict().items():
-        if ours == "mlm.decoder.weight":  # is embeddings.tokens.weight (checked by the import)
+        if ours == "mlm.decoder.weight":  # the very Parameter embeddings.tokens.weight is (MaskedLMHead)
             continue
         if ours not in names:
             raise RnnzooError(f"no Hugging Face name known for rnnzoo's {ours}")  # a bert.py change not mapped
         theirs = names[ours]
         for name, part in zip(theirs, tensor.detach().chunk(len(theirs), 0)):  # W^Q|W^K|W^V: (3H, H) -> 3 (H, H)
-            weights[name if name.startswith("cls.") else f"bert.{name}"] = part.clone(
-                memory_format=torch.contiguous_format)
+            weights[name if name.startswith("cls.") else f"bert.{name}"] = _own_copy(part)
     if head is not None:
-        weights["classifier.weight"] = head.layer.weight.detach().clone()  # (C, H)
-        weights["classifier.bias"] = head.layer.bias.detach().clone()  # (C,)
+        weights["classifier.weight"] = _own_copy(head.layer.weight)  # (C, H)
+        weights["classifier.bias"] = _own_copy(head.layer.bias)  # (C,)
     return weights
+
+
+def _own_copy(tensor: Tensor) -> Tensor:
+    """A contiguous CPU copy sharing memory with nothing (W^Q's chunk would share W^{QKV}'s)."""
+    return tensor.detach().to("cpu", copy=True).contiguous()
 
 
 def hf_config(model: Bert, pad_id: int = 0, head: Head | None = None) -> dict[str, Any]:
@@ -206,7 +211,7 @@ def hf_config(model: Bert, pad_id: int = 0, head: Head | None = None) -> dict[st
         "max_position_embeddings": config.max_positions, "type_vocab_size": config.type_vocab_size,
         "position_embedding_type": "absolute", "initializer_range": INIT_STD,
         "layer_norm_eps": config.layer_norm_eps, "pad_token_id": pad_id, "tie_word_embeddings": True,
-        "is_decoder": False, "torch_dtype": "float32",
+        "is_decoder": False, "dtype": str(model.embeddings.tokens.weight.dtype).removeprefix("torch."),
     }
     if head is not None:
         hf["id2label"] = {str(i): label for i, label in enumerate(head.labels)}
@@ -231,7 +236,7 @@ def vocab_lines(tokenizer: Tokenizer, vocab_size: int) -> list[str]:
     twice = sorted(line for line, n in Counter(lines).items() if n > 1)
     if twice:
         raise RnnzooError(f"vocab.txt would hold {twice[0]!r} twice (a piece spelled like a BERT special)")
-    bad = next((line for line in lines if not line or any(c in line for c in "\r\n")), None)
+    bad = next((line for line in lines if "\n" in line or "\r" in line), None)
     if bad is not None:
         raise RnnzooError(f"the piece {bad!r} cannot be one line of vocab.txt")
     return lines
