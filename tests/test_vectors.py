@@ -137,6 +137,13 @@ def test_the_vocabulary_grows_by_the_first_words_it_lacks(tmp_path, caplog):
     assert "2 words added from the file" in caplog.text
 
 
+def test_the_token_cache_keeps_the_vocabulary_the_vectors_grow_apart(tmp_path):
+    cached = ["dataset.cache=true", f"dataset.cache_dir={tmp_path / 'cache'}"]
+    for extend, unseen in ((0, True), (2, False), (0, True)):  # the plain vocabulary, then a grown one, then again
+        task, _, _ = api.build(api.plain(classify(tmp_path, *cached, f"task.extend_vocab_from_vectors={extend}")))
+        assert (task.tokenizer.vocab.unk_id in task.encoded("val")[0][0]) == unseen
+
+
 def test_a_frozen_embedding_stays_bit_identical_while_the_rest_trains(tmp_path):
     config = classify(tmp_path, "task.freeze_embeddings=true", "trainer.lr=0.05")
     torch.manual_seed(config.seed)  # as `train` seeds before it builds: the same initial network
@@ -164,13 +171,13 @@ def test_a_zero_scale_freezes():
 
 
 def test_a_dimension_mismatch_names_both(tmp_path):
-    with pytest.raises(RnnzooError, match=rf"{DIM}-dimensional vectors.*task.embedding_dim=16: set "
-                                          rf"task.embedding_dim={DIM}"):
+    with pytest.raises(RnnzooError, match=rf"{DIM}-dimensional vectors, but the words embedding is 16 wide: set "
+                                          rf"task.embedding_dim to {DIM}"):
         api.build(api.plain(classify(tmp_path, "task.embedding_dim=16")))
 
 
 def test_subword_tokens_with_vectors_are_refused(tmp_path):
-    with pytest.raises(RnnzooError, match="one vector per word, but the words tokens are char pieces"):
+    with pytest.raises(RnnzooError, match="one vector per word, but the words side is cut into char tokens"):
         api.build(api.plain(classify(tmp_path, "task.tokenizer=char")))
 
 

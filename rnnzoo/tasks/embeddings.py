@@ -82,8 +82,9 @@ def read_task_vectors(task: Any) -> dict[str, Vectors]:
     read: dict[tuple[str, int], Vectors] = {}
     for side in sides:
         if side.tokenizer.level != "word":
-            raise RnnzooError(f"task.pretrained_embeddings gives one vector per word, but the {side.name} tokens are "
-                              f"{side.tokenizer.level} pieces: set the task's tokenizer (or level) to word")
+            raise RnnzooError(f"task.pretrained_embeddings gives one vector per word, but the {side.name} side is "
+                              f"cut into {side.tokenizer.level} tokens: set task.tokenizer=word (generation: "
+                              "task.level=word)")
         key = (side.path, id(side.tokenizer))
         if key not in read:
             read[key] = read_side(task, side)
@@ -123,7 +124,7 @@ def copy_vectors(table: nn.Embedding, side: VectorSide, vectors: Vectors) -> Non
     """Rows of the words found take their vector; the others are rescaled to the vectors' std."""
     if table.embedding_dim != vectors.dim:
         raise RnnzooError(f"{vectors.path} holds {vectors.dim}-dimensional vectors, but the {side.name} embedding is "
-                          f"{side.width_option}={table.embedding_dim}: set {side.width_option}={vectors.dim}")
+                          f"{table.embedding_dim} wide: set {side.width_option} to {vectors.dim}")
     itos = side.tokenizer.vocab.itos
     first = len(side.tokenizer.vocab.specials)
     match = match_words(itos, vectors.vectors, first)
