@@ -250,15 +250,20 @@ def test_more_pretraining_from_a_folder(tmp_path):
     """task=pretraining continues BERT's masked-LM training from the folder: never masking its specials."""
     folder, _ = hf_folder(tmp_path)
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("the film was good . a bad film !\n" * 40)
+    corpus.write_text("the film was good . a bad film !\n" * 40 + "the end\n")  # a short last sequence: pads
     overrides = ["task=pretraining", "dataset=text_files", f"dataset.train={corpus}", "model=bert_pretrained",
                  f"model.init_from={folder}", "task.max_length=32", "task.batch_size=4", "trainer.max_steps=3",
                  "trainer.eval_every=3", *RUN]
     task, network, _ = api.build(api.plain(compose_config(overrides)))
     assert network.body.next_sentence and task.tokenizer.vocab.mask_id == PIECES.index("[MASK]")
-    batch = next(iter(task.train_batches(0)))
-    assert batch.targets[0, 0] == PIECES.index("[CLS]") and not torch.isin(
-        batch.targets[batch.mask], torch.tensor(sorted(task.tokenizer.vocab.special_ids))).any()
+    padded = 0
+    for batch in task.train_batches(0):
+        real = torch.arange(batch.inputs.shape[1]) < batch.lengths[:, None]  # (B, T)
+        assert batch.targets[0, 0] == PIECES.index("[CLS]") and (batch.targets[~real] == PIECES.index("[PAD]")).all()
+        assert not torch.isin(batch.targets[batch.mask], torch.tensor(sorted(task.tokenizer.vocab.special_ids))).any()
+        assert not (batch.mask & ~real).any()  # pads are never chosen
+        padded += int((~real).sum())
+    assert padded
     final = api.train(compose_config(overrides), tmp_path / "run")
     assert final["test/loss"] > 0
 

@@ -200,7 +200,8 @@ class PretrainingTask(TextTask):
     def collate(self, items: list[Item]) -> PretrainingBatch:
         """Padded, not yet masked (`finish_batch` masks)."""
         ids, segments, is_next = zip(*items)
-        inputs, lengths = pad_sequences(ids, 0)  # (B, T), (B,)
+        # padded with the pad token (a special: never chosen), which a BERT vocab.txt may hold at any id
+        inputs, lengths = pad_sequences(ids, self.tokenizer.vocab.pad_id)  # (B, T), (B,)
         batch = PretrainingBatch(inputs, inputs, torch.zeros_like(inputs, dtype=torch.bool), lengths)
         if self.next_sentence:
             batch.segments, _ = pad_sequences(segments, 0)  # (B, T)
@@ -265,7 +266,7 @@ class PretrainingTask(TextTask):
 
         def fill(batch_lines: list[str]) -> list[str]:
             ids = [[vocab.bos_id, *self.tokenizer.encode(self.normalize(line)), vocab.eos_id] for line in batch_lines]
-            inputs, lengths = pad_sequences(ids, 0)  # (B, T), (B,)
+            inputs, lengths = pad_sequences(ids, vocab.pad_id)  # (B, T), (B,); decode leaves pads out
             inputs = inputs.to(device)
             hidden, _ = network.body(inputs, lengths)  # (B, T, H)
             masked = inputs == vocab.mask_id  # (B, T)
