@@ -94,7 +94,7 @@ def _check_group_choices(overrides: list[str]) -> None:
     A choice is a registered name (stored as its group option, no YAML needed), a registered
     variant (`model=bert_mini`: bert at another size) or a YAML config of the group
     (`model=bert_pretrained`); which entry it configures is checked with the composed config."""
-    from .config import GROUPS, group_choices, register_schemas
+    from .config import GROUPS, YAML_GROUPS, group_choices, register_schemas, unknown_yaml_choice, yaml_choices
 
     register_schemas()
     for override in overrides:
@@ -103,6 +103,9 @@ def _check_group_choices(overrides: list[str]) -> None:
         if key in GROUPS and value and "," not in value:  # a sweep (a,b) is Hydra's to expand
             if value not in group_choices(key):
                 raise RnnzooError(GROUPS[key].unknown_message(value))
+        if key in YAML_GROUPS and value and "," not in value and value != "null":
+            if value not in yaml_choices(key):
+                raise RnnzooError(unknown_yaml_choice(key, value))
 
 
 def _run_hydra(verb: str, overrides: list[str]) -> None:
@@ -115,6 +118,8 @@ def _run_hydra(verb: str, overrides: list[str]) -> None:
     job = _guarded(VERBS[verb].job)
     if verb == "train":
         from .training.distributed import hydra_overrides_for_rank
+        from .training.search import check_command
+        check_command(overrides)
         overrides = hydra_overrides_for_rank(overrides)
     sys.argv = [f"rnnzoo {verb}", *overrides]
     own_errors = "HYDRA_FULL_ERROR" not in os.environ  # else the user asked for Hydra's tracebacks
@@ -130,6 +135,10 @@ def _run_hydra(verb: str, overrides: list[str]) -> None:
             raise
         _fail(RnnzooError(f"cannot write {error.filename}: {error.strerror}; choose another folder with "
                           "hydra.run.dir="))
+    except ValueError as error:
+        if str(error) != "No trials are completed yet.":  # Optuna's, when every trial of a search failed
+            raise
+        _fail(RnnzooError("every trial of the search failed (each said why above): no best trial"))
     except SystemExit as exit:
         if exit.code == 1 and not _JOB.started:  # Hydra refused the command line (it said why, above)
             sys.exit(USER_ERROR)
@@ -150,14 +159,21 @@ class _JOB:
     started = False
 
 
-def _guarded(job: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
-    """Inside Hydra's call: user errors become one line and exit 2; Ctrl-C exits 130."""
+def _guarded(job: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Inside Hydra's call: user errors become one line and exit 2; Ctrl-C exits 130. The job's
+    value goes back to Hydra (a search trial's objective). A trial of a search that fails says
+    why in one line and raises to Hydra, which records it as failed: the search goes on
+    (rnnzoo.training.search)."""
 
-    def run(cfg: DictConfig) -> None:
+    def run(cfg: DictConfig) -> Any:
         _JOB.started = True
         try:
-            job(cfg)
+            return job(cfg)
         except RnnzooError as error:
+            from .training.search import in_search
+            if in_search():
+                print(f"error: trial {_output_dir()} failed, the search goes on: {error}", file=sys.stderr)
+                raise
             _fail(error)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
@@ -200,17 +216,19 @@ class RunFolderCheck(Callback):
             _fail(error)
 
 
-def _train_job(cfg: DictConfig) -> None:
+def _train_job(cfg: DictConfig) -> float | None:
+    """Train; under --multirun, return the monitored validation value (a search's objective)."""
     from hydra.core.hydra_config import HydraConfig
 
     from .api import train
     from .training.distributed import process_rank, torchrun_worker
+    from .training.search import objective
 
     run_dir = _output_dir()
     devices = int(cfg.get("trainer", {}).get("devices", 1))
     if devices > 1 and not torchrun_worker():
         _launch(devices, cfg, run_dir)
-        return
+        return None
     try:
         final = train(cfg, run_dir, overrides=HydraConfig.get().overrides.task)
     except KeyboardInterrupt:
@@ -219,6 +237,7 @@ def _train_job(cfg: DictConfig) -> None:
     if process_rank() == 0:
         print(_table(final))
         print(f"run folder: {run_dir}")
+    return objective(cfg, final)
 
 
 def _interrupted(run_dir: Path) -> None:

@@ -23,6 +23,7 @@ from the same config stored as `<name>_schema`:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import threading
 from importlib import resources
 from pathlib import Path
@@ -36,6 +37,7 @@ from .registry import DATASETS, MODELS, TASKS, Registry, load_registries
 from .training.config import TrainerConfig
 
 GROUPS: dict[str, Registry] = {"model": MODELS, "task": TASKS, "dataset": DATASETS}
+YAML_GROUPS = ("hparams_search",)  # groups of YAML configs alone, no registry behind them
 _HYDRA = threading.Lock()  # Hydra's compose API keeps global state: one composition at a time
 
 
@@ -83,6 +85,14 @@ def register_schemas() -> None:
 def yaml_choices(group: str) -> list[str]:
     """The YAML configs of a group, by name."""
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+def unknown_yaml_choice(group: str, name: str) -> str:
+    """`hparams_search=sst2_bilstn`: the message naming the YAML configs of the group."""
+    choices = yaml_choices(group)
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    hint = f"; did you mean: {', '.join(close)}?" if close else ""
+    return f"unknown {group} '{name}'{hint} choices: {', '.join(choices)} (configs/{group}/*.yaml)"
 
 
 def group_choices(group: str) -> list[str]:
