@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from rnnzoo import api
+from rnnzoo.data import vectors as vectors_module
 from rnnzoo.data.readers import DataError
 from rnnzoo.data.vectors import match_words, read_vectors
 from rnnzoo.errors import RnnzooError
@@ -52,6 +53,15 @@ def test_every_format_gives_the_same_vectors_and_keeps_only_the_words_asked(tmp_
     assert sorted(read.vectors) == ["film", "good"]  # "good" for Good's fallback; the rest never kept
     for word in read.vectors:
         np.testing.assert_array_equal(read.vectors[word], VECTORS[word])
+
+
+def test_a_large_file_shows_a_progress_bar(tmp_path, monkeypatch, capsys):
+    path = write_text(tmp_path / "v.txt")
+    read_vectors(path, ["good"])
+    assert "reading v.txt" not in capsys.readouterr().err  # a small file: none
+    monkeypatch.setattr(vectors_module, "PROGRESS_MIN_BYTES", 1)
+    read_vectors(path, ["good"])
+    assert "reading v.txt" in capsys.readouterr().err
 
 
 def test_extra_words_come_in_file_order_and_lower_case_only_for_a_lowercasing_task(tmp_path):
