@@ -251,6 +251,22 @@ def test_sequence_transformers_record_their_self_attention(shape):
         assert_rows(weights, LENGTHS if shape == "encoder" else None, causal=shape == "decoder")
 
 
+@pytest.mark.parametrize("name", ["transformer", "lstm"])
+def test_a_prompt_then_one_step_at_a_time_records_what_one_pass_does(name):
+    """Generation: a prompt chunk, then one token per call with the state carried, joins up."""
+    options = dict(shape="decoder", input_size=F, **TRANSFORMER) if name == "transformer" else \
+        dict(input_size=F, hidden_size=H)
+    net, x = model(name, **options), features()
+    with torch.no_grad(), recording() as whole:
+        net(x)
+    with torch.no_grad(), recording() as pieces:
+        _, state = net(x[:, :3])
+        for t in range(3, T):
+            _, state = net(x[:, t:t + 1], state=state)
+    assert shapes(pieces) == shapes(whole)
+    for key in whole:
+        torch.testing.assert_close(pieces[key], whole[key], atol=1e-5, rtol=1e-5)
+
 def test_bert_records_its_self_attention():
     bert = model("bert", vocab_size=20, hidden_size=8, num_heads=HEADS, num_layers=2)
     ids = torch.tensor([[1, 7, 8, 9, 2], [1, 10, 2, 0, 0]])  # (B, T): lengths 5 and 3
