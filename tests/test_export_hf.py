@@ -102,12 +102,22 @@ def test_a_run_started_from_a_bert_folder_exports_its_vocab_txt_verbatim(tmp_pat
     assert config["pad_token_id"] == PIECES.index("[PAD]") and config["vocab_size"] == len(PIECES)
 
 
-# --- a pretraining run, exported with the CLI --------------------------------------------------------
-def test_a_pretraining_run_exports_to_bert_for_masked_lm(tmp_path, pretrained):
+# --- a pretraining run --------------------------------------------------------------------------------
+@pytest.mark.slow  # two `rnnzoo` processes: about 30 s on a shared machine
+def test_the_cli_exports_and_refuses_with_exit_status_2(tmp_path, pretrained):
     out = tmp_path / "hf"
     result = run_cli("export", f"checkpoint={pretrained}", "format=hf", f"out={out}", "tolerance=1e-5")
     assert result.returncode == 0, result.stderr
     assert f"exported: {out}" in result.stdout and "check: BertForMaskedLM" in result.stderr
+    assert (out / "vocab.txt").is_file() and (out / "model.safetensors").is_file()
+    again = run_cli("export", f"checkpoint={pretrained}", "format=hf", f"out={out}")
+    assert again.returncode == 2 and f"error: out={out} is not empty" in again.stderr
+
+
+def test_a_pretraining_run_exports_to_bert_for_masked_lm(tmp_path, pretrained, caplog):
+    caplog.set_level("INFO", logger="rnnzoo")
+    out = export(export_config(pretrained, tmp_path / "hf"))
+    assert "check: BertForMaskedLM from the folder against rnnzoo" in caplog.text
     network, task, _ = api.load_run(pretrained)
     model = network.body
     reference = transformers.BertForMaskedLM.from_pretrained(out).eval()
@@ -189,9 +199,8 @@ def test_a_word_tokenizer_and_a_non_bert_checkpoint_are_refused(tmp_path, caplog
     assert "task.pooling=mean" in caplog.text and not (tmp_path / "hf").exists()  # nothing written
     run = tmp_path / "lstm"
     api.train(compose_config([*TINY_CLASSIFICATION, *labeled_files(tmp_path)]), run)
-    result = run_cli("export", f"checkpoint={run / 'checkpoints' / 'best.pt'}", "format=hf", f"out={tmp_path / 'x'}")
-    assert result.returncode == 2 and "error: checkpoint" in result.stderr
-    assert "'lstm' run: format=hf exports bert checkpoints only" in result.stderr
+    with pytest.raises(RnnzooError, match="is a 'lstm' run: format=hf exports bert checkpoints only"):
+        export(export_config(run / "checkpoints" / "best.pt", tmp_path / "x"))
 
 
 def test_bpe_has_no_vocab_txt_and_pre_ln_no_bert_folder(tmp_path):
