@@ -4,19 +4,17 @@
 server's limits, runs the task's own answer (rnnzoo.serve.answers) and, with `"inside": true`,
 records what the model reports inside (rnnzoo.nn.inside) while it runs.
 
-A recording is one module-global of rnnzoo.nn.inside, so while one is open every `record`
-call in the process lands in it: a plain request running beside a recorded one would add its
-tensors (of another input) to it. `RecordingLock` lets plain requests run together and a
-recorded one only alone.
+A recording belongs to the thread that opened it (rnnzoo.nn.inside), and `answer` opens it
+in the worker thread that runs the model: requests running beside a recorded one neither add
+their tensors to it nor wait for it.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from pydantic import ValidationError
@@ -40,39 +38,6 @@ class RequestError(Exception):
         self.status = status
 
 
-class RecordingLock:
-    """Shared for plain requests, exclusive for a recorded one (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._plain = 0
-        self._recording = False
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._changed:
-            self._changed.wait_for(lambda: not self._recording)
-            self._plain += 1
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._plain -= 1
-                self._changed.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._changed:
-            self._changed.wait_for(lambda: not self._recording and self._plain == 0)
-            self._recording = True
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._recording = False
-                self._changed.notify_all()
-
-
 class ServedModel:
     """A checkpoint's network and task, and the limits of `configs/serve.yaml`."""
 
@@ -85,7 +50,6 @@ class ServedModel:
         self.ask = ask_type(self.task_name)
         self.max_input_tokens = int(config["max_input_tokens"])
         self.max_new_tokens = int(config["max_new_tokens"])
-        self.lock = RecordingLock()
         self.info = self._info(Path(config["checkpoint"]))
 
     def _info(self, checkpoint: Path) -> dict[str, Any]:
@@ -124,12 +88,11 @@ class ServedModel:
 
     def answer(self, ask: Any) -> dict[str, Any]:
         """The task's answer to a parsed request, with its views; with `inside`, the recorded tensors too."""
-        with self.lock.exclusive() if ask.inside else self.lock.shared():
-            with torch.no_grad(), recording() if ask.inside else nullcontext() as inside:
-                try:
-                    answer = ANSWERS[self.task_name](self.task, self.network, self.device, ask)
-                except RnnzooError as error:
-                    raise RequestError(422, str(error)) from None
+        with torch.no_grad(), recording() if ask.inside else nullcontext() as inside:
+            try:
+                answer = ANSWERS[self.task_name](self.task, self.network, self.device, ask)
+            except RnnzooError as error:
+                raise RequestError(422, str(error)) from None
         reply = {"task": self.task_name, "answer": answer.result, "views": answer.views}
         if ask.inside:
             tensors = views.recorded(inside)
