@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file  # imported here: a missing package is the dispatcher's clear error
 from torch import Tensor, nn
 
 from ..data.tokenize import Tokenizer
@@ -147,8 +148,6 @@ def save_hf(model: Bert, out: str | Path, tokenizer: Tokenizer | None = None, *,
     folder.mkdir(parents=True, exist_ok=True)
     for name in COMPETING:
         (folder / name).unlink(missing_ok=True)
-    from safetensors.torch import save_file
-
     save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})  # "pt": what HF checks
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
