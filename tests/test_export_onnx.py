@@ -13,18 +13,16 @@ import torch
 pytest.importorskip("onnxruntime")
 
 from rnnzoo import api  # noqa: E402
-from rnnzoo.export.graphs import graphs_of  # noqa: E402
-from rnnzoo.export.onnx import CHECK_SIZE, export_graph, max_difference, refusal, session  # noqa: E402
+from rnnzoo.export.graphs import TASKS_EXPORTED, graphs_of  # noqa: E402
+from rnnzoo.export.onnx import CHECK_SIZE, export_graph, max_difference, session  # noqa: E402
 from rnnzoo.models.traits import find_fit, model_traits  # noqa: E402
 from rnnzoo.nn.recurrent import RecurrentConfig  # noqa: E402
 from rnnzoo.registry import MODELS  # noqa: E402
 
-from .conftest import compose_config, run_cli  # noqa: E402
+from .conftest import TINY_COPY, compose_config, run_cli  # noqa: E402
 from .test_classification import tiny_files as labeled_files  # noqa: E402
 from .test_tagging import TINY_TAGGING  # noqa: E402
 from .test_tagging import tiny_files as tagged_files  # noqa: E402
-
-TASKS = ("tagging", "classification", "generation", "translation")
 
 #: small sizes of each model (a model missing here fails the test below: add its row)
 SIZES = {
@@ -56,7 +54,7 @@ def task_overrides(task: str, tmp_path) -> list[str]:
 
 def pairs() -> list[tuple[str, str]]:
     api.list_models()  # loads the registries
-    return [(model, task) for model in MODELS.names() for task in TASKS if find_fit(task, model) is not None]
+    return [(model, task) for model in MODELS.names() for task in TASKS_EXPORTED if find_fit(task, model) is not None]
 
 
 def built(model: str, task: str, tmp_path):
@@ -74,8 +72,6 @@ def built(model: str, task: str, tmp_path):
 
 @pytest.mark.parametrize("model,task", pairs())
 def test_every_model_exports_and_onnxruntime_agrees_at_other_sizes(tmp_path, model, task):
-    if refusal(model, task):
-        pytest.skip(f"{model} on {task}: {refusal(model, task)}")
     task_object, network = built(model, task, tmp_path)
     for graph in graphs_of(task, task_object, network):
         path = tmp_path / f"{graph.name}.onnx"
@@ -176,8 +172,20 @@ def test_overwrite_replaces_the_folder_and_the_graph_classifies(tmp_path, tiny_c
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.onnx").write_text("old")
+    (out / "notes.txt").write_text("mine")
     result = run_cli("export", f"checkpoint={tiny_checkpoint}", "format=onnx", f"out={out}", "overwrite=true")
     assert result.returncode == 0, result.stderr
-    assert not (out / "old.onnx").exists()
+    assert not (out / "old.onnx").exists() and (out / "notes.txt").read_text() == "mine"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["graphs"]["classifier"]["outputs"]["logits"]["shape"] == ["batch", 2]
+
+
+def test_a_task_without_graphs_is_refused_by_name(tmp_path):
+    run_dir = tmp_path / "run"
+    done = run_cli("train", *TINY_COPY, "trainer.max_steps=1", "trainer.eval_every=1", "trainer.num_threads=1",
+                   f"hydra.run.dir={run_dir}")
+    assert done.returncode == 0, done.stderr
+    result = run_cli("export", f"checkpoint={run_dir / 'checkpoints' / 'best.pt'}", "format=onnx",
+                     f"out={tmp_path / 'out'}")
+    assert result.returncode == 2 and "format=onnx exports checkpoints of the tasks tagging" in result.stderr
+    assert "one of task 'copy'" in result.stderr

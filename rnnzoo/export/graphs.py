@@ -25,13 +25,15 @@ continues the text, as `rnnzoo sample` does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
 from ..nn.encoder_decoder import Memory
+from ..nn.recurrent import RecurrentEncoder, reverse_padded
 from ..tasks.text import TextBatch
 
 Inputs = tuple[Tensor, ...]
@@ -50,6 +52,13 @@ class Graph:
     random: Callable[[int, int, torch.Generator], Inputs]
     real: Callable[[Any], Inputs] | None = None
     about: str = ""
+    one_query: bool = False  # a KV-cache step: one query per call (see rnnzoo.export.onnx.one_query_attention)
+    reference: nn.Module | None = field(default=None, repr=False)  # what the check compares with: the
+    #: network as trained, where `module` runs a rewritten one (see `with_scripted_loops`)
+
+    @property
+    def pytorch(self) -> nn.Module:
+        return self.reference if self.reference is not None else self.module
 
 
 # --- flattening nested state --------------------------------------------------------------------
@@ -175,19 +184,20 @@ def generation_graph(task: Any, network: nn.Module) -> Graph:
 
     def random(batch: int, length: int, generator: torch.Generator) -> Inputs:
         prefix = torch.randint(0, vocab, (batch, length // 2 + 1), generator=generator)
-        ids = torch.randint(0, vocab, (batch, length), generator=generator)
+        ids = torch.randint(0, vocab, (batch, 1 if kv_cache else length), generator=generator)
         return (ids, *(t for _, t in flatten("state", state_after(prefix))))
 
     def real(batch: Any) -> Inputs:
-        ids = batch.inputs
+        ids = batch.inputs[:, :1] if kv_cache else batch.inputs
         return (ids, *start(ids.shape[0]))
 
-    axes = {"ids": {0: "batch", 1: "length"}}
+    axes = {"ids": {0: "batch"} if kv_cache else {0: "batch", 1: "length"}}
     for name, tensor in flatten("state", like):
         axes[name] = state_axes(name, tensor, kv_cache)
     graph = Graph("step", StepGraph(network, like), ["ids", *state_names],
                   ["logits", *(f"new_{n}" for n in state_names)], axes, random, real,
-                  "one step (or a chunk) of the language model from its state")
+                  "one token per call (a KV cache)" if kv_cache else "a chunk of tokens (one or more) from the "
+                  "state", one_query=kv_cache)
     graph.start = start  # type: ignore[attr-defined]
     return graph
 
@@ -284,12 +294,118 @@ def translation_graphs(task: Any, network: nn.Module) -> list[Graph]:
                  ["logits", *(f"new_{n}" for n in cache_names), *(["attention"] if attention else [])],
                  {"previous": {0: "batch"}, **memory_axes, **cache_axes}, step_random,
                  lambda batch: step_inputs(batch.source, batch.source_lengths, list(batch.target_in.unbind(1))[:3]),
-                 "one decoder step: the previous target token (<bos> first) to next-token logits")
+                 "one decoder step: the previous target token (<bos> first) to next-token logits", one_query=kv_cache)
     return [encoder, step]
 
 
+# --- recurrent models whose time loop is Python ------------------------------------------------
+class CellStep(nn.Module):
+    """One cell's step with its weights, the state's parts concatenated:
+    x_proj (B, G*H), state (B, arity * cell_size) -> h (B, cell_size), new state (same shape)."""
+
+    def __init__(self, body: RecurrentEncoder, layer: int, direction: int) -> None:
+        super().__init__()
+        self.body, self.layer, self.direction = body, layer, direction
+
+    def forward(self, x_proj: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        _, w_hh, _, b_hh, *extra = self.body.cell_weights(self.layer, self.direction)
+        h, new = self.body.cell_step(x_proj, tuple(state.chunk(self.body.state_arity, -1)), w_hh, b_hh, *extra)
+        return h, torch.cat(new, -1)
+
+
+class TimeLoop(nn.Module):
+    """The time loop, for `torch.jit.script`: the ONNX exporter turns it into an ONNX Loop over
+    however many steps the input has. `step` is a traced `CellStep`. Past a sequence's end
+    (mask 0) the state is kept and the output is 0, as in rnnzoo.nn.recurrent."""
+
+    def __init__(self, step: nn.Module) -> None:
+        super().__init__()
+        self.step = step
+
+    def forward(self, x_proj: Tensor, mask: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        outputs: list[Tensor] = []  # x_proj (T, B, G*H), mask (T, B, 1) bool, state (B, arity * H)
+        for t in range(x_proj.size(0)):
+            h, new = self.step(x_proj[t], state)
+            state = torch.where(mask[t], new, state)
+            outputs.append(h * mask[t].to(h.dtype))
+        return torch.stack(outputs, 0), state  # (T, B, cell_size)
+
+
+class ScriptedRecurrence(nn.Module):
+    """A recurrent stack run as `RecurrentEncoder`'s reference loop does (layers, directions,
+    padding, PyTorch's state layout), with each cell's time loop a scripted `TimeLoop`, so that
+    the exported graph reads any length. For models without a PyTorch twin (jordan), whose
+    Python loop a trace would unroll."""
+
+    def __init__(self, body: RecurrentEncoder) -> None:
+        super().__init__()
+        self.body = body
+        self.output_size = body.output_size
+        size, arity = body.cell_size, body.state_arity
+        loops = []
+        for layer in range(body.num_layers):
+            for direction in range(body.num_directions):
+                w_ih = body.cell_weights(layer, direction)[0]
+                example = (torch.zeros(2, w_ih.shape[0]), torch.zeros(2, arity * size))  # (B, G*H), (B, arity*H)
+                traced = torch.jit.trace(CellStep(body, layer, direction).eval(), example, check_trace=False)
+                loops.append(torch.jit.script(TimeLoop(traced)))
+        self.loops = nn.ModuleList(loops)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, state: Any = None) -> tuple[Tensor, Any]:
+        body = self.body
+        B, T, _ = x.shape
+        steps = torch.arange(T).unsqueeze(0)  # (1, T)
+        mask = (steps < lengths.unsqueeze(1)) if lengths is not None else steps.expand(B, T) >= 0  # (B, T)
+        mask = mask.t().unsqueeze(-1)  # (T, B, 1)
+        parts = (state,) if isinstance(state, Tensor) else state
+        layer_input, finals = x, []
+        for layer in range(body.num_layers):
+            outputs = []
+            for direction in range(body.num_directions):
+                index = layer * body.num_directions + direction
+                w_ih, _, b_ih, *_ = body.cell_weights(layer, direction)
+                if parts is None:
+                    start = x.new_zeros(B, body.state_arity * body.cell_size)
+                else:
+                    start = torch.cat([p[index] for p in parts], -1)
+                seq = reverse_padded(layer_input, lengths) if direction else layer_input
+                x_proj = nn.functional.linear(seq, w_ih, b_ih).transpose(0, 1)  # (T, B, G*H)
+                out, final = self.loops[index](x_proj, mask, start)
+                out = out.transpose(0, 1)  # (B, T, cell_size)
+                outputs.append(reverse_padded(out, lengths) if direction else out)
+                finals.append(final.chunk(body.state_arity, -1))
+            layer_input = torch.cat(outputs, -1)  # (B, T, D * cell_size); no dropout: eval
+        merged = tuple(torch.stack([f[k] for f in finals]) for k in range(body.state_arity))
+        return layer_input, merged[0] if body.state_arity == 1 else merged
+
+
+def with_scripted_loops(network: nn.Module) -> nn.Module:
+    """`network` itself, or a copy whose recurrent body without a PyTorch twin runs as a
+    `ScriptedRecurrence` (same parameters)."""
+    body = getattr(network, "body", None)
+    if not isinstance(body, RecurrentEncoder) or (body.rnn is not None and body.impl != "reference"):
+        return network
+    copied = copy.copy(network)  # the modules stay shared: only `body` is replaced in the copy
+    copied._modules = dict(network._modules)
+    copied.body = ScriptedRecurrence(body)
+    return copied
+
+
+TASKS_EXPORTED = ("tagging", "classification", "generation", "translation")
+
+
 def graphs_of(task_name: str, task: Any, network: nn.Module) -> list[Graph]:
-    """The inference graphs of a task's network (see the module docstring)."""
+    """The inference graphs of a task's network (see the module docstring); where the network's
+    body has a Python time loop, each graph runs it scripted and is checked against the original."""
+    exported = with_scripted_loops(network)
+    graphs = task_graphs(task_name, task, exported)
+    if exported is not network:
+        for graph, original in zip(graphs, task_graphs(task_name, task, network)):
+            graph.reference = original.module
+    return graphs
+
+
+def task_graphs(task_name: str, task: Any, network: nn.Module) -> list[Graph]:
     if task_name == "tagging":
         return [text_graph("tagger", task, network, "emissions", "emission scores per word")]
     if task_name == "classification":

@@ -16,10 +16,11 @@ writes into `out`:
 How: `torch.onnx.export(..., dynamo=False)` traces each graph. The recurrent models with a
 PyTorch twin (lstm, gru, elman: `nn.LSTM`, `nn.GRU`, `nn.RNN`) run their fused kernel, which
 exports to ONNX's own LSTM/GRU/RNN operators, with `pack_padded_sequence` turned into their
-`sequence_lens`: any length, no loop unrolled. A model whose time loop is Python (jordan) would
-be unrolled to the traced length: it is exported through TorchScript scripting of that loop
-where possible, else refused (docs/export.md lists what and why). Transformers trace into
-shape-generic graphs (their KV cache's length is an input axis).
+`sequence_lens`: any length, no loop unrolled. A model whose time loop is Python (jordan, or any
+recurrent model with impl=reference) would be unrolled to the traced length by a trace: its
+loop is scripted instead (graphs.ScriptedRecurrence), which exports as an ONNX Loop.
+Transformers trace into shape-generic graphs (the KV cache's length is an input axis; a
+decoder step reads one token per call). docs/export.md has the table, model by model.
 
 Every graph is run with onnxruntime against the PyTorch network on random inputs at the traced
 size and at another batch and length, and on a batch of the task's validation data when the
@@ -31,16 +32,16 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 from ..build import rebuild
 from ..errors import RnnzooError
-from .graphs import Graph, graphs_of
+from .graphs import TASKS_EXPORTED, Graph, graphs_of
 
 log = logging.getLogger("rnnzoo")
 
@@ -48,31 +49,14 @@ log = logging.getLogger("rnnzoo")
 #: dynamic axes at work)
 TRACE_SIZE, CHECK_SIZE = (2, 5), (3, 8)
 
-#: (model, task) pairs (task None: every task) whose graphs cannot be exported yet, and why
-UNEXPORTABLE: dict[tuple[str, str | None], str] = {
-    ("jordan", None): "its time loop is Python (PyTorch has no Jordan network): tracing unrolls it to the "
-                      "traced length, so the graph would read one length only",
-    ("transformer", "generation"): "the attention picks its causal mask in Python from the traced sizes "
-                                   "(rnnzoo/nn/attention.py: `causal and T > 1`, `tril(S - T)`), which the "
-                                   "TorchScript exporter cannot keep dynamic",
-    ("transformer", "translation"): "as for generation: the decoder step's causal-mask choice is Python on "
-                                    "traced sizes (torch.export gets past it, then fails on aten.sym_stride)",
-}
-
-
-def refusal(model: str, task: str) -> str | None:
-    """Why `model` on `task` cannot be exported; None when it can."""
-    return UNEXPORTABLE.get((model, task)) or UNEXPORTABLE.get((model, None))
-
-
 def export(cfg: Any) -> Path:
     """Export `cfg.checkpoint` to the folder `cfg.out`; the folder."""
     out = prepare_out(Path(str(cfg.out)), bool(cfg.get("overwrite", False)))
     network, task, config = rebuild(str(cfg.checkpoint))
     task_name, model_name = config["task"]["name"], config["model"]["name"]
-    why = refusal(model_name, task_name)
-    if why is not None:
-        raise RnnzooError(f"format=onnx cannot export model '{model_name}' on task '{task_name}' yet: {why}")
+    if task_name not in TASKS_EXPORTED:
+        raise RnnzooError(f"format=onnx exports checkpoints of the tasks {', '.join(TASKS_EXPORTED)}; "
+                          f"{cfg.checkpoint} is one of task '{task_name}'")
     graphs = graphs_of(task_name, task, network)
     out.mkdir(parents=True, exist_ok=True)
     described = []
@@ -91,14 +75,22 @@ def export(cfg: Any) -> Path:
     return out
 
 
+#: what an export writes: overwrite=true removes these from `out` and nothing else
+WRITTEN = ("*.onnx", "vocab.json", "tokenizer.json", "*.hf.json", "crf.json", "manifest.json")
+
+
 def prepare_out(out: Path, overwrite: bool) -> Path:
-    """`out`, checked: a file there, or a folder with something in it, needs overwrite=true."""
+    """`out`, checked: a file there, or a folder with something in it, needs overwrite=true,
+    which removes an earlier export's files (WRITTEN) and leaves anything else alone."""
     if out.exists() and not out.is_dir():
         raise RnnzooError(f"out={out} is a file; format=onnx writes a folder")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise RnnzooError(f"out={out} is not empty: choose another folder or set overwrite=true")
-        shutil.rmtree(out)
+            raise RnnzooError(f"out={out} is not empty: choose another folder or set overwrite=true "
+                              f"(which replaces an export there: {', '.join(WRITTEN)})")
+        for pattern in WRITTEN:
+            for path in out.glob(pattern):
+                path.unlink()
     return out
 
 
@@ -109,11 +101,36 @@ def export_graph(graph: Graph, path: Path, opset: int) -> dict[str, dict[int, st
     example = graph.random(*TRACE_SIZE, generator)
     axes = output_axes(graph, example, graph.random(*CHECK_SIZE, generator))
     dynamic = {**{k: v for k, v in graph.input_axes.items() if k in graph.input_names}, **axes}
-    with torch.no_grad(), quiet_export():
-        torch.onnx.export(graph.module.eval(), example, str(path), input_names=graph.input_names,
+    module = graph.module.eval()
+    attention = one_query_attention() if graph.one_query else nullcontext()
+    with torch.no_grad(), quiet_export(), attention:
+        if any(isinstance(m, torch.jit.ScriptModule) for m in module.modules()):
+            # scripted time loops (graphs.ScriptedRecurrence): the exporter's own tracer refuses
+            # script modules inside it; torch.jit.trace keeps them, as an ONNX Loop
+            module = torch.jit.trace(module, example, check_trace=False, strict=False)
+        torch.onnx.export(module, example, str(path), input_names=graph.input_names,
                           output_names=graph.output_names, dynamic_axes=dynamic, opset_version=opset,
                           dynamo=False)
     return axes
+
+
+@contextmanager
+def one_query_attention() -> Iterator[None]:
+    """While tracing a KV-cache step: rnnzoo.nn.attention decides `is_causal = causal and T > 1`
+    in Python, and under a trace T is a tensor, which scaled_dot_product_attention refuses. The
+    step's one query (T = 1) sees every key, so the traced decision, False, holds for any input.
+    (The one-line fix in attention.py, `int(T) > 1`, would make this unnecessary.)"""
+    functional = torch.nn.functional
+    original = functional.scaled_dot_product_attention
+
+    def attention(*args: Any, is_causal: Any = False, **kwargs: Any) -> torch.Tensor:
+        return original(*args, is_causal=bool(is_causal), **kwargs)
+
+    functional.scaled_dot_product_attention = attention
+    try:
+        yield
+    finally:
+        functional.scaled_dot_product_attention = original
 
 
 def output_axes(graph: Graph, first: tuple, second: tuple) -> dict[str, dict[int, str]]:
@@ -160,7 +177,7 @@ def session(path: Path, threads: int = 1) -> Any:
 def max_difference(graph: Graph, runtime: Any, inputs: tuple) -> float:
     """The largest absolute difference between onnxruntime's and PyTorch's outputs on `inputs`."""
     with torch.no_grad():
-        expected = as_tuple(graph.module(*inputs))
+        expected = as_tuple(graph.pytorch(*inputs))
     wanted = {i.name for i in runtime.get_inputs()}  # the exporter drops inputs a graph never reads
     feed = {name: t.numpy() for name, t in zip(graph.input_names, inputs) if name in wanted}
     got = runtime.run(graph.output_names, feed)
