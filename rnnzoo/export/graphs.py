@@ -83,6 +83,15 @@ def unflatten(like: Any, tensors: list[Tensor]) -> Any:
     return type(like)(unflatten(part, tensors) for part in like)
 
 
+def varying_axes(first: list[tuple[str, Tensor]], second: list[Tensor], sizes: dict[int, str]
+                 ) -> dict[str, dict[int, str]]:
+    """The axes of each named tensor that differ between two runs at different sizes: the
+    dynamic ones, each named by its size in the first run (`sizes`: 2 -> "batch", ...)."""
+    return {name: {axis: sizes.get(x.shape[axis], f"{name}_{axis}")
+                   for axis in range(x.dim()) if x.shape[axis] != y.shape[axis]}
+            for (name, x), y in zip(first, second)}
+
+
 def memory_dict(memory: Memory) -> dict[str, Tensor]:
     return {"states": memory.states, "mask": memory.mask, **memory.extras}
 
@@ -170,15 +179,18 @@ def generation_graph(task: Any, network: nn.Module) -> Graph:
             _, state = network(prefix, None, None)
         return state
 
-    like = state_after(torch.ones(1, 1, dtype=torch.long))
+    like = state_after(torch.ones(2, 3, dtype=torch.long))
     state_names = [name for name, _ in flatten("state", like)]
     kv_cache = isinstance(like, dict)  # a decoder Transformer's; an RNN's state is a tensor or a tuple
+    later = [t for _, t in flatten("state", state_after(torch.ones(3, 5, dtype=torch.long)))]
+    axes = {"ids": {0: "batch"} if kv_cache else {0: "batch", 1: "length"},
+            **varying_axes(flatten("state", like), later, {2: "batch", 3: "past"})}
 
     def start(batch: int) -> list[Tensor]:
         """The state before any token: an RNN's zeros, or a KV cache of no position (past = 0)."""
         started = []
         for name, tensor in flatten("state", state_after(torch.ones(batch, 1, dtype=torch.long))):
-            past = [axis for axis, what in state_axes(name, tensor, kv_cache).items() if what == "past"]
+            past = [axis for axis, what in axes[name].items() if what == "past"]
             started.append(tensor.narrow(past[0], 0, 0) if past else torch.zeros_like(tensor))
         return started
 
@@ -191,23 +203,12 @@ def generation_graph(task: Any, network: nn.Module) -> Graph:
         ids = batch.inputs[:, :1] if kv_cache else batch.inputs
         return (ids, *start(ids.shape[0]))
 
-    axes = {"ids": {0: "batch"} if kv_cache else {0: "batch", 1: "length"}}
-    for name, tensor in flatten("state", like):
-        axes[name] = state_axes(name, tensor, kv_cache)
     graph = Graph("step", StepGraph(network, like), ["ids", *state_names],
                   ["logits", *(f"new_{n}" for n in state_names)], axes, random, real,
                   "one token per call (a KV cache)" if kv_cache else "a chunk of tokens (one or more) from the "
                   "state", one_query=kv_cache)
     graph.start = start  # type: ignore[attr-defined]
     return graph
-
-
-def state_axes(name: str, tensor: Tensor, kv_cache: bool) -> dict[int, str]:
-    """The dynamic axes of one state tensor: an RNN state (L*D, B, H) has its batch at 1; a KV
-    cache (B, h, P, d_k) or its inputs (B, P, d) batch at 0 and past positions after."""
-    if not kv_cache:
-        return {1: "batch"}
-    return {0: "batch", 1: "past"} if name.endswith("inputs") or tensor.dim() == 3 else {0: "batch", 2: "past"}
 
 
 # --- translation ----------------------------------------------------------------------------
@@ -252,13 +253,14 @@ def translation_graphs(task: Any, network: nn.Module) -> list[Graph]:
             memory = network.encode(source, lengths)
             return memory_dict(memory), network.start(memory)
 
-    memory_like, cache_like = encoded(*random_ids(1, 2, source_vocab, torch.Generator().manual_seed(0)))
+    generator = torch.Generator().manual_seed(0)
+    memory_like, cache_like = encoded(*random_ids(2, 5, source_vocab, generator))
     with torch.no_grad():
-        _, _, weights = network.decode_step(torch.tensor([bos]), dict_memory(memory_like), cache_like)
+        _, _, weights = network.decode_step(torch.tensor([bos, bos]), dict_memory(memory_like), cache_like)
     attention = weights is not None
     memory_names = [n for n, _ in flatten("memory", memory_like)]
     cache_names = [n for n, _ in flatten("cache", cache_like)]
-    kv_cache = isinstance(cache_like, dict)
+    kv_cache = isinstance(cache_like, dict)  # a Transformer's keys and values, else an RNN's state
 
     def source_random(batch: int, length: int, generator: torch.Generator) -> Inputs:
         return random_ids(batch, length, source_vocab, generator)
@@ -277,14 +279,11 @@ def translation_graphs(task: Any, network: nn.Module) -> list[Graph]:
         previous = [torch.randint(1, target_vocab, (batch,), generator=generator) for _ in range(length // 2)]
         return step_inputs(source, lengths, previous)
 
-    memory_axes = {n: {0: "batch", 1: "source_length"} if t.dim() >= 2 else {0: "batch"}
-                   for n, t in flatten("memory", memory_like)}
-    for n, t in flatten("memory", memory_like):  # an encoder's final states (B, L*D, H): no source axis
-        if t.dim() == 3 and n.split(".")[-1].startswith("final") or t.dim() == 2 and n.endswith("context"):
-            memory_axes[n] = {0: "batch"}
-        if n.startswith("memory.cross_"):  # (B, h, S, d_k)
-            memory_axes[n] = {0: "batch", 2: "source_length"}
-    cache_axes = {n: ({0: "batch", 2: "past"} if kv_cache else {1: "batch"}) for n in cache_names}
+    # which axes of the memory and the cache vary: two runs compared, batch 2, source 7, 3 steps
+    # done, and batch 3, source 9, 4 steps done
+    first, second = step_random(2, 7, generator), step_random(3, 9, generator)
+    step_axes = varying_axes(list(zip(memory_names + cache_names, first[1:])), list(second[1:]),
+                             {2: "batch", 7: "source_length", 3: "past"})
     encoder = Graph("encoder", EncoderGraph(network), ["source", "source_lengths"], memory_names + cache_names,
                     {"source": {0: "batch", 1: "source_length"}, "source_lengths": {0: "batch"}},
                     source_random, lambda batch: (batch.source, batch.source_lengths),
@@ -292,7 +291,7 @@ def translation_graphs(task: Any, network: nn.Module) -> list[Graph]:
     step = Graph("decoder_step", DecoderStepGraph(network, memory_like, cache_like, attention),
                  ["previous", *memory_names, *cache_names],
                  ["logits", *(f"new_{n}" for n in cache_names), *(["attention"] if attention else [])],
-                 {"previous": {0: "batch"}, **memory_axes, **cache_axes}, step_random,
+                 {"previous": {0: "batch"}, **step_axes}, step_random,
                  lambda batch: step_inputs(batch.source, batch.source_lengths, list(batch.target_in.unbind(1))[:3]),
                  "one decoder step: the previous target token (<bos> first) to next-token logits", one_query=kv_cache)
     return [encoder, step]

@@ -41,7 +41,7 @@ import torch
 
 from ..build import rebuild
 from ..errors import RnnzooError
-from .graphs import TASKS_EXPORTED, Graph, graphs_of
+from .graphs import TASKS_EXPORTED, Graph, graphs_of, varying_axes
 
 log = logging.getLogger("rnnzoo")
 
@@ -142,9 +142,7 @@ def output_axes(graph: Graph, first: tuple, second: tuple) -> dict[str, dict[int
             sizes.setdefault(tensor.shape[axis], what)
     with torch.no_grad():
         a, b = as_tuple(graph.module(*first)), as_tuple(graph.module(*second))
-    return {name: {axis: sizes.get(x.shape[axis], f"{name}_{axis}")
-                   for axis in range(x.dim()) if x.shape[axis] != y.shape[axis]}
-            for name, x, y in zip(graph.output_names, a, b)}
+    return varying_axes(list(zip(graph.output_names, a)), list(b), sizes)
 
 
 def as_tuple(outputs: Any) -> tuple:
