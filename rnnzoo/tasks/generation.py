@@ -89,6 +89,9 @@ class GenerationConfig(VectorOptions):
                                          "evaluation (0: none)", ge=0)
     sample_prompt: str = help_field("", "prompt of those samples (empty: start after a line break)")
     target: float | None = help_field(None, "stop when the validation loss reaches this (null: never)", ge=0)
+    init_range: float | None = help_field(None, "initialise every parameter (embedding, model, output layer, "
+                                                "biases too) uniform in [-a, a] (Zaremba et al. 2014: 0.1; "
+                                                "null: each layer's own init)", gt=0)
 
 
 class LanguageModel(TaskNetwork):
@@ -271,7 +274,10 @@ class GenerationTask(Task):
     # --- model, loss, metrics -------------------------------------------------------------
     def build_network(self, body: nn.Module) -> LanguageModel:
         c = self.config
-        return LanguageModel(body, self.vocab_size, c.embedding_dim, c.dropout, c.tie_embeddings, c.embedding_std)
+        network = LanguageModel(body, self.vocab_size, c.embedding_dim, c.dropout, c.tie_embeddings, c.embedding_std)
+        if c.init_range is not None:
+            init_uniform(network, c.init_range)
+        return network
 
     def step(self, network: nn.Module, batch: SequenceBatch, state: State | None = None) -> StepOutput:
         logits, state = network(batch.inputs, None, state)  # (B, T, V)
@@ -409,6 +415,15 @@ class TextPieces:
             else:
                 line.append(index)
         return " " + "\n".join([*lines, self.tokenizer.decode(line)])
+
+
+@torch.no_grad()
+def init_uniform(network: nn.Module, bound: float) -> None:
+    """Every parameter uniform in [-bound, bound], as Zaremba et al. 2014 (`params:uniform(-0.1,
+    0.1)` over the whole network in their Lua code): it replaces the layers' own inits, the LSTM's
+    forget-gate bias of 1 included."""
+    for parameter in network.parameters():
+        parameter.uniform_(-bound, bound)
 
 
 def long_tensor(ids: np.ndarray) -> Tensor:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..registry import help_field
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "warmup_cosine", "step", "plateau", "noam")
+SCHEDULES = ("constant", "warmup_cosine", "step", "plateau", "noam", "epoch_decay")
 PRECISIONS = ("32", "bf16", "16")  # see rnnzoo.training.precision
 
 
@@ -23,11 +23,14 @@ class TrainerConfig:
     weight_decay: float = help_field(0.0, "L2 penalty (adamw: decoupled, on matrices and embeddings only)", ge=0)
     momentum: float = help_field(0.9, "momentum for sgd", ge=0, lt=1)
     schedule: str = help_field("constant", f"learning-rate schedule: one of {', '.join(SCHEDULES)} (noam: "
-                                           "Vaswani et al.'s warm-up then 1/sqrt(step), peaking at lr)")
+                                           "Vaswani et al.'s warm-up then 1/sqrt(step), peaking at lr; "
+                                           "epoch_decay: gamma per epoch after decay_after_epochs)")
     warmup_steps: int = help_field(0, "linear warm-up steps (warmup_cosine, noam)", ge=0)
     min_lr_ratio: float = help_field(0.0, "final lr / peak lr for warmup_cosine", ge=0, le=1)
     step_size: int = help_field(1000, "steps between lr decays for the step schedule", ge=1)
-    gamma: float = help_field(0.5, "lr decay factor for the step and plateau schedules", gt=0, le=1)
+    gamma: float = help_field(0.5, "lr decay factor for the step, plateau and epoch_decay schedules", gt=0, le=1)
+    decay_after_epochs: int = help_field(1, "epoch_decay: epochs at the full lr; the lr is then multiplied by "
+                                            "gamma after each epoch (Zaremba et al. 2014: 4)", ge=1)
     patience: int = help_field(2, "evaluations without improvement before plateau decays the lr", ge=0)
     grad_clip: float | None = help_field(1.0, "clip gradients at this norm or value (null: off)", gt=0)
     clip_mode: str = help_field("norm", "norm: rescale the whole gradient; value: clamp each entry")

@@ -65,7 +65,8 @@ def decay_groups(parameters: list[nn.Parameter], weight_decay: float) -> list[di
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainerConfig):
-    """A scheduler stepped once per optimizer step, except `plateau`, stepped per evaluation."""
+    """A scheduler stepped once per optimizer step, except `plateau`, stepped per evaluation, and
+    `epoch_decay`, stepped at the end of each epoch (see `stepped_per_epoch`)."""
     if config.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.gamma, patience=config.patience)
     if config.schedule == "step":
@@ -74,7 +75,31 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainerConfig):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(config))
     if config.schedule == "noam":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, Noam(config))
+    if config.schedule == "epoch_decay":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, EpochDecay(config))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def stepped_per_epoch(config: TrainerConfig) -> bool:
+    """Whether the trainer steps the scheduler at the end of each epoch instead of each update."""
+    return config.schedule == "epoch_decay"
+
+
+class EpochDecay:
+    """lr factor after `index` finished epochs: 1 for the first `decay_after_epochs` epochs,
+    then multiplied by gamma at the end of each further one.
+
+    Zaremba et al. 2014 (small model): lr 1 for epochs 1-4, then halved after each epoch, so
+    epoch e (from 1) trains at 0.5 ** max(e - 4, 0); the same as `decay ** max(i + 1 - max_epoch,
+    0)` in TensorFlow's ptb_word_lm.py, with i = e - 1 = `index`.
+    """
+
+    def __init__(self, config: TrainerConfig) -> None:
+        self.after = config.decay_after_epochs
+        self.gamma = config.gamma
+
+    def __call__(self, index: int) -> float:
+        return self.gamma ** max(index + 1 - self.after, 0)
 
 
 class WarmupCosine:

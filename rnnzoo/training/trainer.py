@@ -50,7 +50,7 @@ from .diagnostics import GradientProbe
 from .distributed import Distributed, TaskStep
 from .logger import NullLogger, RunLogger, seconds_since_start
 from .memory import check_memory
-from .optim import build_optimizer, build_scheduler, freeze
+from .optim import build_optimizer, build_scheduler, freeze, stepped_per_epoch
 from .precision import Precision
 from .run_folder import resume_command, write_metrics
 
@@ -178,6 +178,8 @@ class Trainer(RunTrainer):
                         break
                 else:  # the epoch ran out
                     self.progress.epoch += 1
+                    if stepped_per_epoch(self.config):
+                        self.scheduler.step()
                     self.progress.batch_in_epoch = 0
             if last_eval_step != self.progress.step:
                 self._evaluate_and_save(bar)
@@ -315,7 +317,7 @@ class Trainer(RunTrainer):
             nn.utils.clip_grad_value_(parameters, c.grad_clip)
         self.precision.step(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
-        if not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if not (isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) or stepped_per_epoch(c)):
             self.scheduler.step()
         self.progress.step += 1
         if self.progress.step % c.log_every == 0:
