@@ -68,8 +68,8 @@ def made_up_data(folder: Path, vocab: int) -> dict[str, list[str]]:
     return files
 
 
-def graph_of(task: str, experiment: str, files: list[str], extra: list[str]) -> Graph:
-    config = api.plain(compose_train([f"task={task}", "model=lstm", *files, *recipe(experiment), *extra]))
+def graph_of(task: str, model: str, experiment: str, files: list[str], extra: list[str]) -> Graph:
+    config = api.plain(compose_train([f"task={task}", f"model={model}", *files, *recipe(experiment), *extra]))
     task_object, network, _ = api.build(config)
     return graphs_of(task, task_object, network.eval())[0]
 
@@ -82,6 +82,7 @@ def fastest(call: Callable[[], Any], repeats: int) -> float:
 
 
 def bench(graph: Graph, folder: Path, batch: int, length: int, args: argparse.Namespace) -> dict[str, float]:
+    folder.mkdir(exist_ok=True)
     path = folder / f"{graph.name}.onnx"
     if not path.exists():
         export_graph(graph, path, 18)
@@ -93,7 +94,7 @@ def bench(graph: Graph, folder: Path, batch: int, length: int, args: argparse.Na
     tokens = int(inputs[1].sum()) if graph.input_names[1] == "lengths" else inputs[0].numel()
     times = {"pytorch": float("inf"), "onnxruntime": float("inf")}
     with torch.inference_mode():
-        calls = {"pytorch": lambda: graph.module(*inputs), "onnxruntime": lambda: runtime.run(None, feed)}
+        calls = {"pytorch": lambda: graph.pytorch(*inputs), "onnxruntime": lambda: runtime.run(None, feed)}
         for _ in range(args.rounds):
             for name, call in calls.items():
                 times[name] = min(times[name], fastest(call, args.repeats))
@@ -108,16 +109,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = made_up_data(folder, args.vocab)
-        cases = [
-            ("tagging BiLSTM-CRF (conll2000_bilstm)", "tagging", "conll2000_bilstm", ["task.min_freq=1"]),
-            ("classification BiLSTM (sst2_bilstm)", "classification", "sst2_bilstm", []),
-            ("generation step LSTM (tinyshakespeare_lstm)", "generation", "tinyshakespeare_lstm", []),
+        long, gen = (args.batch, args.length), (1, args.length)  # a generation step: 1 token after length/2
+        cases = [  # label, task, model, recipe, extra overrides, (batch, length) sizes
+            ("tagging BiLSTM-CRF (conll2000_bilstm)", "tagging", "lstm", "conll2000_bilstm", [], [long, (1, 40)]),
+            ("tagging BiLSTM-CRF, impl=reference: scripted ONNX Loop", "tagging", "lstm", "conll2000_bilstm",
+             ["model.impl=reference"], [long]),
+            ("classification BiLSTM (sst2_bilstm)", "classification", "lstm", "sst2_bilstm", [], [long, (1, 40)]),
+            ("generation step LSTM (tinyshakespeare_lstm)", "generation", "lstm", "tinyshakespeare_lstm", [],
+             [(1, 1), (args.batch, 1)]),
+            ("generation step Transformer, KV cache (tinyshakespeare_transformer)", "generation", "transformer",
+             "tinyshakespeare_transformer", [], [gen]),
         ]
-        for label, task, experiment, extra in cases:
-            graph = graph_of(task, experiment, files[task], extra)
-            sizes = [(args.batch, args.length), (1, args.length)] if task != "generation" else [(1, 1), (args.batch, 1)]
+        for index, (label, task, model, experiment, extra, sizes) in enumerate(cases):
+            graph = graph_of(task, model, experiment, files[task], ["task.min_freq=1", *extra])
             for batch, length in sizes:
-                row = bench(graph, folder, batch, length, args)
+                row = bench(graph, folder / str(index), batch, length, args)
                 rows.append((label, f"{batch}x{length}", row))
     print("| graph | batch x length | tokens | PyTorch eager tok/s | onnxruntime tok/s | ratio | max abs diff |")
     print("|---|---|---|---|---|---|---|")

@@ -293,8 +293,9 @@ def manifest(task_name: str, model_name: str, task: Any, graphs: list[Graph], de
     vocab = getattr(tokenizer, "vocab", None)
     specials = {role: getattr(vocab, f"{role}_id") for role in ("pad", "unk", "bos", "eos", "mask")} if vocab else {}
     value = {"format": "rnnzoo-onnx", "version": 1, "task": task_name, "model": model_name,
-             "model_config": config["model"], "tokenizer_level": getattr(tokenizer, "level", None),
-             "special_ids": specials, "files": files, "how": HOW[task_name],
+             "model_config": config["model"], "task_config": config["task"],
+             "tokenizer_level": getattr(tokenizer, "level", None), "special_ids": specials, "files": files,
+             "how": HOW[task_name],
              "graphs": {g.name: d for g, d in zip(graphs, described)}}
     if task_name == "generation":
         start = graphs[0].start(1)  # type: ignore[attr-defined]
