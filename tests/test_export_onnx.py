@@ -189,3 +189,46 @@ def test_a_task_without_graphs_is_refused_by_name(tmp_path):
                      f"out={tmp_path / 'out'}")
     assert result.returncode == 2 and "format=onnx exports checkpoints of the tasks tagging" in result.stderr
     assert "one of task 'copy'" in result.stderr
+
+
+# --- the step graphs, run as a runtime runs them ----------------------------------------------------
+@pytest.mark.parametrize("model", ["lstm", "transformer"])
+def test_stepping_from_the_start_state_continues_the_text_as_pytorch_reads_it_whole(tmp_path, model):
+    task_object, network = built(model, "generation", tmp_path)
+    (graph,) = graphs_of("generation", task_object, network)
+    export_graph(graph, tmp_path / "step.onnx", 18)
+    runtime = session(tmp_path / "step.onnx")
+    ids = torch.randint(0, task_object.vocab_size, (2, 7), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole, _ = network(ids, None, None)  # (B, T, V)
+    state = [t.numpy() for t in graph.start(2)]  # an RNN's zeros, or a KV cache of no position
+    for t in range(ids.shape[1]):
+        logits, *state = runtime.run(graph.output_names, {"ids": ids[:, t:t + 1].numpy(),
+                                                           **dict(zip(graph.input_names[1:], state))})
+        assert np.abs(logits[:, 0] - whole[:, t].numpy()).max() <= 1e-4, t
+
+
+@pytest.mark.parametrize("model", ["bahdanau", "transformer"])
+def test_greedy_decoding_with_onnxruntime_writes_what_pytorch_writes(tmp_path, model):
+    task_object, network = built(model, "translation", tmp_path)
+    encoder, step = graphs_of("translation", task_object, network)
+    runtimes = {}
+    for graph in (encoder, step):
+        export_graph(graph, tmp_path / f"{graph.name}.onnx", 18)
+        runtimes[graph.name] = session(tmp_path / f"{graph.name}.onnx")
+    source, lengths = encoder.random(3, 6, torch.Generator().manual_seed(2))
+    outputs = dict(zip(encoder.output_names, runtimes["encoder"].run(None, {"source": source.numpy(),
+                                                                          "source_lengths": lengths.numpy()})))
+    wanted = {i.name for i in runtimes["decoder_step"].get_inputs()}
+    previous = np.full(3, task_object.specials["<bos>"], np.int64)
+    memory = network.encode(source, lengths)
+    cache = network.start(memory)
+    for _ in range(5):
+        feed = {name: value for name, value in outputs.items() if name in wanted}
+        result = dict(zip(step.output_names, runtimes["decoder_step"].run(None, {**feed, "previous": previous})))
+        with torch.no_grad():
+            logits, cache, _ = network.decode_step(torch.from_numpy(previous), memory, cache)
+        assert np.abs(result["logits"] - logits.numpy()).max() <= 1e-4
+        previous = result["logits"].argmax(-1)
+        assert np.array_equal(previous, logits.argmax(-1).numpy())
+        outputs.update({name.removeprefix("new_"): value for name, value in result.items() if name.startswith("new_")})
