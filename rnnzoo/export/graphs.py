@@ -32,6 +32,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from ..data.vocab import BOS
 from ..nn.encoder_decoder import Memory
 from ..nn.recurrent import RecurrentEncoder, reverse_padded
 from ..tasks.text import TextBatch
@@ -53,6 +54,7 @@ class Graph:
     real: Callable[[Any], Inputs] | None = None
     about: str = ""
     one_query: bool = False  # a KV-cache step: one query per call (see rnnzoo.export.onnx.one_query_attention)
+    start: Callable[[int], list[Tensor]] | None = None  # generation: the state before any token, for a batch
     reference: nn.Module | None = field(default=None, repr=False)  # what the check compares with: the
     #: network as trained, where `module` runs a rewritten one (see `with_scripted_loops`)
 
@@ -93,6 +95,7 @@ def varying_axes(first: list[tuple[str, Tensor]], second: list[Tensor], sizes: d
 
 
 def memory_dict(memory: Memory) -> dict[str, Tensor]:
+    """A `Memory` as flat named tensors (its extras beside states and mask), and back below."""
     return {"states": memory.states, "mask": memory.mask, **memory.extras}
 
 
@@ -131,12 +134,14 @@ class TextGraph(nn.Module):
 
 
 def text_graph(name: str, task: Any, network: nn.Module, output: str, about: str) -> Graph:
+    """The tagger's or the classifier's graph: character ids where the task has character
+    features, first-piece positions where a tagger reads subwords or a framed (BERT) input."""
     chars = getattr(task, "chars", None) is not None
     starts = bool(getattr(task, "framed", False)) or task.tokenizer.level != "word"
     starts = starts and name == "tagger"
     vocab = len(task.tokenizer)
     names = ["ids", "lengths"] + (["chars"] if chars else []) + (["starts"] if starts else [])
-    axes = {"ids": {0: "batch", 1: "length"}, "lengths": {0: "batch"}, "chars": {0: "batch", 1: "words", 2: "chars"},
+    axes = {"ids": {0: "batch", 1: "length"}, "lengths": {0: "batch"}, "chars": {0: "batch", 1: "length", 2: "chars"},
             "starts": {0: "batch", 1: "words"}}
 
     def random(batch: int, length: int, generator: torch.Generator) -> Inputs:
@@ -171,6 +176,8 @@ class StepGraph(nn.Module):
 
 
 def generation_graph(task: Any, network: nn.Module) -> Graph:
+    """The language model's step: token ids and the state in, logits and the new state out.
+    The state's dynamic axes (batch; a KV cache's past) are found by comparing two runs."""
     vocab = task.vocab_size
 
     def state_after(prefix: Tensor) -> Any:
@@ -200,15 +207,18 @@ def generation_graph(task: Any, network: nn.Module) -> Graph:
         return (ids, *(t for _, t in flatten("state", state_after(prefix))))
 
     def real(batch: Any) -> Inputs:
-        ids = batch.inputs[:, :1] if kv_cache else batch.inputs
-        return (ids, *start(ids.shape[0]))
+        """The state after the first half of each window of real text, and what follows it."""
+        text = batch.inputs  # (B, T)
+        cut = text.shape[1] // 2
+        if cut == 0:
+            return (text, *start(text.shape[0]))
+        ids = text[:, cut:cut + 1] if kv_cache else text[:, cut:]
+        return (ids, *(t for _, t in flatten("state", state_after(text[:, :cut]))))
 
-    graph = Graph("step", StepGraph(network, like), ["ids", *state_names],
-                  ["logits", *(f"new_{n}" for n in state_names)], axes, random, real,
-                  "one token per call (a KV cache)" if kv_cache else "a chunk of tokens (one or more) from the "
-                  "state", one_query=kv_cache)
-    graph.start = start  # type: ignore[attr-defined]
-    return graph
+    return Graph("step", StepGraph(network, like), ["ids", *state_names],
+                 ["logits", *(f"new_{n}" for n in state_names)], axes, random, real,
+                 "one token per call (a KV cache)" if kv_cache else "a chunk of tokens (one or more) from the state",
+                 one_query=kv_cache, start=start)
 
 
 # --- translation ----------------------------------------------------------------------------
@@ -245,8 +255,9 @@ class DecoderStepGraph(nn.Module):
 
 
 def translation_graphs(task: Any, network: nn.Module) -> list[Graph]:
+    """The encoder, and the decoder step that reads its memory and carries the cache."""
     source_vocab, target_vocab = len(task.source_tokenizer), len(task.tokenizer)
-    bos = task.specials["<bos>"] if "<bos>" in task.specials else 1
+    bos = task.specials[BOS]
 
     def encoded(source: Tensor, lengths: Tensor) -> tuple[dict[str, Tensor], Any]:
         with torch.no_grad():

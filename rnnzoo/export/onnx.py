@@ -298,7 +298,7 @@ def manifest(task_name: str, model_name: str, task: Any, graphs: list[Graph], de
              "how": HOW[task_name],
              "graphs": {g.name: d for g, d in zip(graphs, described)}}
     if task_name == "generation":
-        start = graphs[0].start(1)  # type: ignore[attr-defined]
+        start = graphs[0].start(1)
         value["start"] = {name: {"shape": [int(n) for n in t.shape], "fill": 0.0}
                           for name, t in zip(graphs[0].input_names[1:], start)}
     max_positions = getattr(getattr(graphs[0].module, "network", None), "body", None)
