@@ -127,5 +127,6 @@ def serve(cfg: Any) -> None:
     config = plain(cfg)
     served = ServedModel(config)
     app = create_app(served, int(config["max_request_bytes"]), int(config["workers_threads"]))
-    log.info("serving %s (%s) on http://%s:%s", served.task_name, config["checkpoint"], config["host"], config["port"])
+    print(f"serving the {served.task_name} checkpoint {config['checkpoint']} on http://{config['host']}:{config['port']}/"
+          " (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=config["host"], port=int(config["port"]), log_level="warning", access_log=False)
