@@ -65,13 +65,8 @@ class Trial:
 # --- inside a trial ---------------------------------------------------------------------------
 def in_search() -> bool:
     """Whether this job is a trial of an Optuna search (not a plain run or a grid `--multirun`)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return False
-    hydra = HydraConfig.get()
-    return hydra.mode == RunMode.MULTIRUN and is_search(hydra)
+    hydra = _multirun_job()
+    return hydra is not None and is_search(hydra)
 
 
 def is_search(hydra: DictConfig) -> bool:
@@ -79,13 +74,20 @@ def is_search(hydra: DictConfig) -> bool:
     return str(OmegaConf.select(hydra, "sweeper._target_", default="")) == OPTUNA_SWEEPER
 
 
-def objective(cfg: DictConfig, final: dict[str, Any]) -> float | None:
-    """The value this job returns to Hydra: under `--multirun`, the monitored validation metric
-    of the run's best checkpoint (what Optuna optimizes); None in a single run."""
+def _multirun_job() -> DictConfig | None:
+    """Hydra's own config of this job if it is one of a `--multirun`, else None."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return HydraConfig.get()
+
+
+def objective(cfg: DictConfig, final: dict[str, Any]) -> float | None:
+    """The value this job returns to Hydra: under `--multirun`, the monitored validation metric
+    of the run's best checkpoint (what Optuna optimizes); None in a single run."""
+    if _multirun_job() is None:
         return None
     value = final.get(monitored(cfg).metric)
     return float(value) if value is not None else math.nan  # NaN: Optuna records a failed trial
@@ -94,7 +96,7 @@ def objective(cfg: DictConfig, final: dict[str, Any]) -> float | None:
 def monitored(cfg: DictConfig | dict[str, Any]) -> Monitor:
     """The run's task's monitored metric and mode. The task is built from its config (cheap:
     a task reads no data when built), since a task may choose its metric from its options
-    (translation's `monitor=auto`)."""
+    (translation's `monitor=auto`); tagging reads its tag set to tell chunk tags (f1) from others."""
     from ..build import make_task
     from ..run_config import RunConfig, plain
 
