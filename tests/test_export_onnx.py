@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("onnxruntime")
 
-from rnnzoo import api  # noqa: E402
+from rnnzoo import api, cli  # noqa: E402
 from rnnzoo.export.graphs import TASKS_EXPORTED, graphs_of  # noqa: E402
 from rnnzoo.export.onnx import CHECK_SIZE, export_graph, max_difference, session  # noqa: E402
 from rnnzoo.models.traits import find_fit, model_traits  # noqa: E402
@@ -108,11 +108,10 @@ def run_from_manifest(folder, sentences: list[list[str]]) -> np.ndarray:
 
 
 def test_train_export_and_run_the_graph_without_rnnzoo(tmp_path):
-    run_dir, out = tmp_path / "run", tmp_path / "onnx"
-    trained = run_cli("train", *TINY_TAGGING, *tagged_files(tmp_path), "model.hidden_size=8",
-                      "model.bidirectional=true", "trainer.num_threads=1", f"hydra.run.dir={run_dir}")
-    assert trained.returncode == 0, trained.stderr
-    checkpoint = run_dir / "checkpoints" / "best.pt"
+    out = tmp_path / "onnx"
+    api.train(compose_config([*TINY_TAGGING, *tagged_files(tmp_path), "model.hidden_size=8", "model.bidirectional=true",
+                              "trainer.num_threads=1"]), tmp_path / "run")
+    checkpoint = tmp_path / "run" / "checkpoints" / "best.pt"
     exported = run_cli("export", f"checkpoint={checkpoint}", "format=onnx", f"out={out}")
     assert exported.returncode == 0, exported.stderr
     assert "check tagger.onnx on validation data: max |onnxruntime - pytorch|" in exported.stderr
@@ -135,16 +134,28 @@ def test_train_export_and_run_the_graph_without_rnnzoo(tmp_path):
 
 
 # --- the user's mistakes ----------------------------------------------------------------------------
+def export_in_process(capsys, *args: str) -> tuple[int, str]:
+    """`rnnzoo export ARGS` through the CLI's entry point in this process: (exit status, stderr)."""
+    try:
+        cli.main(["export", *args])
+        status = 0
+    except SystemExit as exit:
+        status = exit.code if isinstance(exit.code, int) else 1
+    return status, capsys.readouterr().err
+
+
+def trained(folder, overrides: list[str]):
+    """The best.pt of a one-step run in `folder`."""
+    api.train(compose_config([*overrides, "trainer.max_steps=1", "trainer.eval_every=1", "trainer.progress=false",
+                              "trainer.num_threads=1"]), folder / "run")
+    return folder / "run" / "checkpoints" / "best.pt"
+
+
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    """A classification checkpoint made without training (build, then save as a run saves)."""
     folder = tmp_path_factory.mktemp("classification")
-    run_dir = folder / "run"
-    done = run_cli("train", "task=classification", "dataset=labeled_files", "model.hidden_size=8",
-                   "task.embedding_dim=8", "trainer.max_steps=1", "trainer.eval_every=1", "trainer.progress=false",
-                   "trainer.num_threads=1", *labeled_files(folder), f"hydra.run.dir={run_dir}")
-    assert done.returncode == 0, done.stderr
-    return run_dir / "checkpoints" / "best.pt"
+    return trained(folder, ["task=classification", "dataset=labeled_files", "model.hidden_size=8",
+                            "task.embedding_dim=8", *labeled_files(folder)])
 
 
 @pytest.mark.parametrize("case,message", [
@@ -152,7 +163,7 @@ def tiny_checkpoint(tmp_path_factory):
     ("not_empty", "is not empty: choose another folder or set overwrite=true"),
     ("not_a_checkpoint", "notes.pt is not a"),
 ])
-def test_mistakes_are_one_line_errors(tmp_path, tiny_checkpoint, case, message):
+def test_mistakes_are_one_line_errors(tmp_path, tiny_checkpoint, capsys, case, message):
     out = tmp_path / "out"
     checkpoint = tiny_checkpoint
     fmt = "tflite" if case == "format" else "onnx"
@@ -162,33 +173,30 @@ def test_mistakes_are_one_line_errors(tmp_path, tiny_checkpoint, case, message):
     if case == "not_a_checkpoint":
         checkpoint = tmp_path / "notes.pt"
         checkpoint.write_text("not a checkpoint")
-    result = run_cli("export", f"checkpoint={checkpoint}", f"format={fmt}", f"out={out}")
-    assert result.returncode == 2 and message in result.stderr, result.stderr
+    status, err = export_in_process(capsys, f"checkpoint={checkpoint}", f"format={fmt}", f"out={out}")
+    assert status == 2 and message in err and "Traceback" not in err, err
     if case == "not_empty":
         assert (out / "keep.txt").read_text() == "mine"
 
 
-def test_overwrite_replaces_the_folder_and_the_graph_classifies(tmp_path, tiny_checkpoint):
+def test_overwrite_replaces_the_folder_and_the_graph_classifies(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.onnx").write_text("old")
     (out / "notes.txt").write_text("mine")
-    result = run_cli("export", f"checkpoint={tiny_checkpoint}", "format=onnx", f"out={out}", "overwrite=true")
-    assert result.returncode == 0, result.stderr
+    status, err = export_in_process(capsys, f"checkpoint={tiny_checkpoint}", "format=onnx", f"out={out}",
+                                    "overwrite=true")
+    assert status == 0, err
     assert not (out / "old.onnx").exists() and (out / "notes.txt").read_text() == "mine"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["graphs"]["classifier"]["outputs"]["logits"]["shape"] == ["batch", 2]
 
 
-def test_a_task_without_graphs_is_refused_by_name(tmp_path):
-    run_dir = tmp_path / "run"
-    done = run_cli("train", *TINY_COPY, "trainer.max_steps=1", "trainer.eval_every=1", "trainer.num_threads=1",
-                   f"hydra.run.dir={run_dir}")
-    assert done.returncode == 0, done.stderr
-    result = run_cli("export", f"checkpoint={run_dir / 'checkpoints' / 'best.pt'}", "format=onnx",
-                     f"out={tmp_path / 'out'}")
-    assert result.returncode == 2 and "format=onnx exports checkpoints of the tasks tagging" in result.stderr
-    assert "one of task 'copy'" in result.stderr
+def test_a_task_without_graphs_is_refused_by_name(tmp_path, capsys):
+    checkpoint = trained(tmp_path, TINY_COPY)
+    status, err = export_in_process(capsys, f"checkpoint={checkpoint}", "format=onnx", f"out={tmp_path / 'out'}")
+    assert status == 2 and "format=onnx exports checkpoints of the tasks tagging" in err
+    assert "one of task 'copy'" in err
 
 
 # --- the step graphs, run as a runtime runs them ----------------------------------------------------
