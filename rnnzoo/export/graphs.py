@@ -26,8 +26,10 @@ continues the text, as `rnnzoo sample` does.
 from __future__ import annotations
 
 import copy
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -61,6 +63,15 @@ class Graph:
     @property
     def pytorch(self) -> nn.Module:
         return self.reference if self.reference is not None else self.module
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Tracing and scripting warn about every traced shape, and that torch.jit is deprecated
+    (torch 2.13): none of it says anything to the user of an export."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 # --- flattening nested state --------------------------------------------------------------------
@@ -353,10 +364,11 @@ class ScriptedRecurrence(nn.Module):
         self.output_size = body.output_size
         size, arity = body.cell_size, body.state_arity
         loops = []
-        for layer in range(body.num_layers):
-            for direction in range(body.num_directions):
-                w_ih = body.cell_weights(layer, direction)[0]
-                example = (torch.zeros(2, w_ih.shape[0]), torch.zeros(2, arity * size))  # (B, G*H), (B, arity*H)
+        for layer, direction in ((layer, direction) for layer in range(body.num_layers)
+                                 for direction in range(body.num_directions)):
+            w_ih = body.cell_weights(layer, direction)[0]
+            example = (torch.zeros(2, w_ih.shape[0]), torch.zeros(2, arity * size))  # (B, G*H), (B, arity*H)
+            with quiet():
                 traced = torch.jit.trace(CellStep(body, layer, direction).eval(), example, check_trace=False)
                 loops.append(torch.jit.script(TimeLoop(traced)))
         self.loops = nn.ModuleList(loops)

@@ -41,7 +41,7 @@ import torch
 
 from ..build import rebuild
 from ..errors import RnnzooError
-from .graphs import TASKS_EXPORTED, Graph, graphs_of, varying_axes
+from .graphs import TASKS_EXPORTED, Graph, graphs_of, quiet, varying_axes
 
 log = logging.getLogger("rnnzoo")
 
@@ -103,7 +103,7 @@ def export_graph(graph: Graph, path: Path, opset: int) -> dict[str, dict[int, st
     dynamic = {**{k: v for k, v in graph.input_axes.items() if k in graph.input_names}, **axes}
     module = graph.module.eval()
     attention = one_query_attention() if graph.one_query else nullcontext()
-    with torch.no_grad(), quiet_export(), attention:
+    with torch.no_grad(), quiet(), attention:
         if any(isinstance(m, torch.jit.ScriptModule) for m in module.modules()):
             # scripted time loops (graphs.ScriptedRecurrence): the exporter's own tracer refuses
             # script modules inside it; torch.jit.trace keeps them, as an ONNX Loop
@@ -147,19 +147,6 @@ def output_axes(graph: Graph, first: tuple, second: tuple) -> dict[str, dict[int
 
 def as_tuple(outputs: Any) -> tuple:
     return outputs if isinstance(outputs, tuple) else (outputs,)
-
-
-class quiet_export:
-    """The TorchScript exporter warns about every traced shape; those warnings say nothing here."""
-
-    def __enter__(self) -> None:
-        import warnings
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("ignore")
-
-    def __exit__(self, *exc: Any) -> None:
-        self._catch.__exit__(*exc)
 
 
 # --- the check --------------------------------------------------------------------------------------
