@@ -19,13 +19,33 @@ The task still puts its own linear head on top of y(t) (a softmax over symbols, 
 unit...), so y is a learned `output_size`-wide bottleneck that the head reads and that the
 network remembers, not the task's prediction itself.
 
-There is no PyTorch twin, so every `impl` runs the equations in the Python loop of
-`rnnzoo.nn.recurrent` (with W^hx x(t) + b for all steps hoisted out of it). Each step is
-two matmuls that cannot merge while g is nonlinear: W^hs s(t) needs y(t-1), which needs
-W^yh h(t-1). Each is one fused `addmm` with the term it is added to, and the state update is
-one fused `add`. The state kept between steps (and returned) is s(t+1) = μ s(t) + y(t), what
-the state units hold when the next input comes, so one tensor is the whole state:
+There is no PyTorch twin. `impl="reference"` runs `Jordan.cell_step` below in the Python loop
+of `rnnzoo.nn.recurrent`, under autograd. `impl="auto"` runs the same equations in `JordanLoop`,
+an autograd function that walks the steps forward and then backward (BPTT written out):
+
+    forward, t = 0..T-1:  a(t) = u(t) + W^hs s(t)          u(t) = W^hx x(t) + b, all t in one matmul
+                          h(t) = f(a(t)),  y(t) = g(W^yh h(t) + c),  s(t+1) = μ s(t) + y(t)
+    backward, t = T-1..0: δy(t) = ∂L/∂y(t) + δs(t+1)       y(t) feeds the head and the state units
+                          δo(t) = δy(t) g'(t),  δa(t) = (W^yh^T δo(t)) f'(t)
+                          δs(t) = μ δs(t+1) + W^hs^T δa(t)  δs(T) = ∂L/∂s(T), the returned state's
+
+and the weight gradients as one matmul each over all steps: ∂L/∂W^yh = Σ δo(t) h(t)^T,
+∂L/∂W^hs = Σ δa(t) s(t)^T (δa(t) is ∂L/∂u(t), which autograd takes on to W^hx and b). A step is
+then two matmuls and two elementwise ops each way, with nothing recorded per step, where autograd
+records four nodes and takes every weight gradient as T small matmuls; the two paths agree up
+to float rounding (tested). Padded batches (lengths given), `capture_hidden_states` (the
+gradient probe) and autocast (bf16, fp16) take the reference loop. The two matmuls do not merge
+into one: with g = identity they would, as (W^hs W^yh) h(t), but that H x H matrix costs H^2
+per row where W^hs and W^yh cost 2 H O, and y(t) would still need W^yh h(t); at the benchmark's
+O = H/2 that was slower (docs/bench_cells.md).
+
+The state kept between steps (and returned) is s(t+1) = μ s(t) + y(t), what the state units
+hold when the next input comes, so one tensor is the whole state:
 (num_layers * num_directions, B, output_size), index layer * num_directions + direction.
+
+Recorded (`rnnzoo.nn.inside`), for the top layer's left-to-right direction:
+`jordan.hidden` h(t), (B, T, hidden_size), and `jordan.state` s(t), the fed-back outputs the
+hidden layer reads at step t, (B, T, output_size); computed only while a recording is open.
 
 Defaults (f = relu, g = identity, μ = 1, output_size 32 for 128 hidden units) come from the
 measurements in docs/results_jordan.md. The former ones (f = g = tanh, μ = 0.5, 64 outputs) sat at
@@ -49,8 +69,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from ..errors import RnnzooError
+from ..nn.inside import record, recording_now
 from ..nn.recurrent import CellState, RecurrentConfig, RecurrentEncoder
 from ..registry import MODELS, help_field
 
@@ -66,7 +88,8 @@ class JordanConfig(RecurrentConfig):
     output_nonlinearity: str = help_field("identity", "g of the output units: identity, tanh or sigmoid")
     state_decay: float = help_field(1.0, "μ in s(t) = μ s(t-1) + y(t-1), in [0, 1]; 1 adds up all past outputs",
                                     ge=0, le=1)
-    impl: str = help_field("auto", "auto or reference (no PyTorch twin: both run the equations in Python)")
+    impl: str = help_field("auto", "auto: the equations with BPTT written out (JordanLoop); reference: the same "
+                                   "equations under autograd (no PyTorch twin)")
 
 
 @MODELS.register("jordan", config=JordanConfig)
@@ -122,3 +145,105 @@ class Jordan(RecurrentEncoder):
         y = self.g(torch.addmm(b_y, h, w_yh_t))  # (B, O): g(W^yh h(t) + c)
         s_next = torch.add(y, s, alpha=self.state_decay)  # (B, O): s(t+1) = μ s(t) + y(t)
         return y, (s_next,)
+
+    # --- the fast path, see the module docstring -------------------------------------
+    def _run_cell(self, layer: int, direction: int, seq: Tensor, mask: Tensor | None,
+                  state: CellState) -> tuple[Tensor, CellState]:
+        (s0,) = state  # (B, O): s(0)
+        if (self.impl == "reference" or mask is not None or self._captured is not None
+                or torch.is_autocast_enabled(seq.device.type)):  # JordanLoop's ops do not autocast
+            y, (s_last,) = super()._run_cell(layer, direction, seq, mask, state)
+            h = states = None
+        else:
+            w_hx, w_hs, b, w_yh, c = self.layer_weights(layer, direction)
+            u = nn.functional.linear(seq, w_hx, b)  # (B, T, H): W^hx x(t) + b, all steps
+            y, s_last, h, states = JordanLoop.apply(u, s0, w_hs, w_yh, c, self.state_decay,
+                                                    self.config.nonlinearity, self.config.output_nonlinearity)
+            y, h, states = y.transpose(0, 1), h.transpose(0, 1), states[:-1].transpose(0, 1)  # (B, T, ...)
+        if recording_now() and layer == self.num_layers - 1 and direction == 0:
+            self._record(layer, seq, y, s0, h, states)
+        return y, (s_last,)
+
+    def layer_weights(self, layer: int, direction: int) -> tuple[Tensor, ...]:
+        """(W^hx, W^hs, b, W^yh, c) of one cell, as stored."""
+        suffix = f"l{layer}" + ("_reverse" if direction else "")
+        return tuple(getattr(self, f"{name}_{suffix}")
+                     for name in ("weight_hx", "weight_hs", "bias_h", "weight_yh", "bias_y"))
+
+    def _record(self, layer: int, seq: Tensor, y: Tensor, s0: Tensor, h: Tensor | None,
+                states: Tensor | None) -> None:
+        """Report h(t) and s(t) (see the module docstring); the reference loop keeps neither,
+        so there they are rebuilt from y: s(t) = μ s(t-1) + y(t-1), then h(t) from s(t)."""
+        if states is None:
+            kept = [s0]  # s(0), then s(t) = μ s(t-1) + y(t-1)
+            for y_t in y.unbind(1)[:-1]:
+                kept.append(self.state_decay * kept[-1] + y_t)
+            states = torch.stack(kept, dim=1)  # (B, T, O)
+            w_hx, w_hs, b, _, _ = self.layer_weights(layer, 0)
+            h = self.f(nn.functional.linear(seq, w_hx, b) + states @ w_hs.t())  # (B, T, H)
+        record("jordan.hidden", h)
+        record("jordan.state", states)
+
+
+class JordanLoop(torch.autograd.Function):
+    """Jordan's equations over all steps, forward then backward by hand (see the module docstring).
+
+    Reads u (B, T, H) = W^hx x(t) + b, s0 (B, O) and the weights as stored; returns, time-major
+    (each step's rows contiguous), y (T, B, O), s(T) (B, O) and, for recording only (no
+    gradient), h (T, B, H) and s(0..T) (T + 1, B, O).
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, s0: Tensor, w_hs: Tensor, w_yh: Tensor, c: Tensor, mu: float,
+                nonlinearity: str, output_nonlinearity: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        B, T, H = u.shape
+        h = u.new_empty(T, B, H)
+        y = u.new_empty(T, B, c.shape[0])  # (T, B, O)
+        s = u.new_empty(T + 1, B, c.shape[0])  # (T + 1, B, O): s(0..T)
+        s[0] = s0
+        f_, g_ = IN_PLACE[nonlinearity], IN_PLACE[output_nonlinearity]
+        w_hs_t, w_yh_t = w_hs.t(), w_yh.t()
+        for u_t, h_t, y_t, s_t, s_next in zip(u.unbind(1), h.unbind(0), y.unbind(0), s.unbind(0), s[1:].unbind(0)):
+            f_(torch.addmm(u_t, s_t, w_hs_t, out=h_t))  # h(t) = f(W^hx x(t) + b + W^hs s(t))
+            g_(torch.addmm(c, h_t, w_yh_t, out=y_t))  # y(t) = g(W^yh h(t) + c)
+            torch.add(y_t, s_t, alpha=mu, out=s_next)  # s(t+1) = μ s(t) + y(t)
+        ctx.save_for_backward(w_hs, w_yh, h, y, s)
+        ctx.mu, ctx.nonlinearity, ctx.output_nonlinearity = mu, nonlinearity, output_nonlinearity
+        ctx.mark_non_differentiable(h, s)
+        ctx.set_materialize_grads(False)  # no zero-filled (T, B, H) gradients for h and s, which have none
+        return y, s[-1].clone(), h, s
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y: Tensor | None, grad_last: Tensor | None, _h: None, _s: None) -> tuple:
+        w_hs, w_yh, h, y, s = ctx.saved_tensors
+        T, B, H = h.shape
+        Y = y.shape[-1]  # output units
+        grad_y = torch.zeros_like(y) if grad_y is None else grad_y  # (T, B, O): ∂L/∂y(t)
+        after = torch.zeros_like(s[0]) if grad_last is None else grad_last.clone()  # (B, O): δs(t+1)
+        f_slope = SLOPE[ctx.nonlinearity](h)  # (T, B, H): f'(t)
+        g_slope = SLOPE[ctx.output_nonlinearity](y)  # (T, B, O) or None (identity)
+        delta_o = torch.empty_like(y)  # (T, B, O): δo(t)
+        delta_a = h.new_empty(B, T, H)  # δa(t) = ∂L/∂u(t), batch first as u
+        steps = list(zip(grad_y.unbind(0), delta_o.unbind(0), delta_a.unbind(1), f_slope.unbind(0),
+                         g_slope.unbind(0) if g_slope is not None else [None] * T))
+        for grad_y_t, delta_o_t, delta_a_t, f_slope_t, g_slope_t in reversed(steps):
+            torch.add(grad_y_t, after, out=delta_o_t)  # δy(t) = ∂L/∂y(t) + δs(t+1)
+            if g_slope_t is not None:
+                delta_o_t.mul_(g_slope_t)  # δo(t) = δy(t) g'(t)
+            torch.mul(delta_o_t @ w_yh, f_slope_t, out=delta_a_t)  # δa(t) = (W^yh^T δo(t)) f'(t)
+            after = torch.addmm(after, delta_a_t, w_hs, beta=ctx.mu)  # δs(t) = μ δs(t+1) + W^hs^T δa(t)
+        delta_o_flat = delta_o.view(T * B, Y)
+        grad_w_yh = delta_o_flat.t() @ h.view(T * B, H)  # (O, H): Σ_t δo(t) h(t)^T
+        delta_a_flat = delta_a.transpose(0, 1).reshape(T * B, H)  # time-major as s
+        grad_w_hs = delta_a_flat.t() @ s[:-1].reshape(T * B, Y)  # (H, O): Σ_t δa(t) s(t)^T
+        return delta_a, after, grad_w_hs, grad_w_yh, delta_o_flat.sum(0), None, None, None
+
+
+IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "sigmoid": torch.sigmoid_, "identity": lambda v: v}
+SLOPE = {  # f'(pre-activation) from the unit's output v = f(pre-activation); None: 1 everywhere
+    "relu": lambda v: (v > 0).to(v.dtype),
+    "tanh": lambda v: 1 - v * v,
+    "sigmoid": lambda v: v * (1 - v),
+    "identity": lambda v: None,
+}
