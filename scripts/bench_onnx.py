@@ -33,14 +33,14 @@ from rnnzoo.export.onnx import export_graph, max_difference, session
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the minimum counts")
     parser.add_argument("--repeats", type=int, default=5, help="calls timed together in one round")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=40, help="longest sentence; the others are shorter")
     parser.add_argument("--vocab", type=int, default=5000)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def recipe(name: str) -> list[str]:
@@ -102,8 +102,8 @@ def bench(graph: Graph, folder: Path, batch: int, length: int, args: argparse.Na
             **{name: tokens / seconds for name, seconds in times.items()}}
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

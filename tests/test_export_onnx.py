@@ -240,3 +240,15 @@ def test_greedy_decoding_with_onnxruntime_writes_what_pytorch_writes(tmp_path, m
         previous = result["logits"].argmax(-1)
         assert np.array_equal(previous, logits.argmax(-1).numpy())
         outputs.update({name.removeprefix("new_"): value for name, value in result.items() if name.startswith("new_")})
+
+
+# --- the benchmark ------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_bench_onnx_prints_one_row_per_graph_and_size_with_agreeing_outputs(capsys):
+    from scripts import bench_onnx
+    bench_onnx.main(["--rounds", "1", "--repeats", "1", "--batch", "2", "--length", "6", "--vocab", "400"])
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == 8 and {r[0].split()[0] for r in rows} == {"tagging", "classification", "generation"}
+    for row in rows:
+        pytorch, runtime, difference = (float(c.strip().rstrip("x").replace(",", "")) for c in (row[3], row[4], row[6]))
+        assert pytorch > 0 and runtime > 0 and difference <= 1e-4, row
