@@ -252,3 +252,18 @@ def test_bench_onnx_prints_one_row_per_graph_and_size_with_agreeing_outputs(caps
     for row in rows:
         pytorch, runtime, difference = (float(c.strip().rstrip("x").replace(",", "")) for c in (row[3], row[4], row[6]))
         assert pytorch > 0 and runtime > 0 and difference <= 1e-4, row
+
+
+def test_a_subword_model_exports_its_hugging_face_tokenizer_beside_the_graph(tmp_path, capsys):
+    tokenizers = pytest.importorskip("tokenizers")
+    checkpoint = trained(tmp_path, [*task_overrides("generation", tmp_path), "task.level=bpe", "task.vocab_size=300",
+                                    "model=gru", "model.hidden_size=8"])
+    status, err = export_in_process(capsys, f"checkpoint={checkpoint}", "format=onnx", f"out={tmp_path / 'out'}")
+    assert status == 0, err
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["tokenizer_level"] == "bpe" and manifest["files"]["tokenizer_hf"] == "tokenizer.hf.json"
+    hf = tokenizers.Tokenizer.from_file(str(tmp_path / "out" / "tokenizer.hf.json"))
+    _, task, _ = api.load_run(checkpoint)
+    text = "the cat ran home."
+    assert hf.encode(text).ids == task.tokenizer.encode(text)
+    assert manifest["start"] == {"state": {"shape": [1, 1, 8], "fill": 0.0}}
