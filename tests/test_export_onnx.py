@@ -162,6 +162,7 @@ def tiny_checkpoint(tmp_path_factory):
     ("format", "format='tflite' is not an export format; choices: hf"),
     ("not_empty", "is not empty: choose another folder or set overwrite=true"),
     ("not_a_checkpoint", "notes.pt is not a"),
+    ("opset", "opset"),
 ])
 def test_mistakes_are_one_line_errors(tmp_path, tiny_checkpoint, capsys, case, message):
     out = tmp_path / "out"
@@ -173,7 +174,8 @@ def test_mistakes_are_one_line_errors(tmp_path, tiny_checkpoint, capsys, case, m
     if case == "not_a_checkpoint":
         checkpoint = tmp_path / "notes.pt"
         checkpoint.write_text("not a checkpoint")
-    status, err = export_in_process(capsys, f"checkpoint={checkpoint}", f"format={fmt}", f"out={out}")
+    extra = ["opset=13"] if case == "opset" else []
+    status, err = export_in_process(capsys, f"checkpoint={checkpoint}", f"format={fmt}", f"out={out}", *extra)
     assert status == 2 and message in err and "Traceback" not in err, err
     if case == "not_empty":
         assert (out / "keep.txt").read_text() == "mine"

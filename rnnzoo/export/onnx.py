@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -41,6 +42,8 @@ import torch
 
 from ..build import rebuild
 from ..errors import RnnzooError
+from ..registry import help_field, typed
+from ..training.setup import set_threads
 from .graphs import TASKS_EXPORTED, Graph, graphs_of, quiet, varying_axes
 
 log = logging.getLogger("rnnzoo")
@@ -49,9 +52,22 @@ log = logging.getLogger("rnnzoo")
 #: dynamic axes at work)
 TRACE_SIZE, CHECK_SIZE = (2, 5), (3, 8)
 
+@dataclass
+class OnnxOptions:
+    """`rnnzoo export format=onnx`'s own options (configs/export.yaml), typed and range-checked."""
+
+    check: bool = help_field(True, "run each graph with onnxruntime against PyTorch; a mismatch is an error")
+    tolerance: float = help_field(1e-4, "the largest absolute difference the check accepts", ge=0)
+    opset: int = help_field(18, "ONNX opset (14: the first with the attention's operators; 20: the TorchScript "
+                                "exporter's last)", ge=14, le=20)
+    overwrite: bool = help_field(False, "replace an earlier export in `out`")
+
+
 def export(cfg: Any) -> Path:
     """Export `cfg.checkpoint` to the folder `cfg.out`; the folder."""
-    out = prepare_out(Path(str(cfg.out)), bool(cfg.get("overwrite", False)))
+    options = typed(OnnxOptions, {f.name: cfg[f.name] for f in fields(OnnxOptions) if f.name in cfg})
+    out = prepare_out(Path(str(cfg.out)), options.overwrite)
+    set_threads(cfg.get("trainer", {}).get("num_threads"))
     network, task, config = rebuild(str(cfg.checkpoint))
     task_name, model_name = config["task"]["name"], config["model"]["name"]
     if task_name not in TASKS_EXPORTED:
@@ -62,9 +78,9 @@ def export(cfg: Any) -> Path:
     described = []
     for graph in graphs:
         path = out / f"{graph.name}.onnx"
-        output_axes = export_graph(graph, path, int(cfg.get("opset", 18)))
-        if cfg.get("check", True):
-            check_graph(graph, path, float(cfg.get("tolerance", 1e-4)), real_inputs(task, graph))
+        output_axes = export_graph(graph, path, options.opset)
+        if options.check:
+            check_graph(graph, path, options.tolerance, real_inputs(task, graph))
         described.append(describe(graph, output_axes, path))
     files = write_tokenizers(out, task)
     crf = getattr(network, "crf", None)
