@@ -88,7 +88,10 @@ function color(t) {  // 0 -> white, 1 -> dark blue
   return `rgb(${c(255, 8)},${c(255, 48)},${c(255, 107)})`;
 }
 
+const shown = (label) => (label.trim() === "" ? "␣" : label);  // a space token as ␣
+
 function heatmap(view) {
+  view = {...view, rows: view.rows.map(shown), cols: view.cols.map(shown)};
   const rows = view.values.length, cols = rows ? view.values[0].length : 0;
   const flat = view.values.flat();
   const lo = Math.min(...flat), hi = Math.max(...flat), span = hi - lo || 1;
