@@ -95,27 +95,29 @@ def matmul_candidates(B: int, H: int, peak_n: int, device: str | torch.device = 
 
 # --- timing -----------------------------------------------------------------------------
 
-def timed(fn: Callable[[], object], iters: int) -> float:
-    start = time.perf_counter()
+def timed(fn: Callable[[], object], iters: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    start = clock()
     for _ in range(iters):
         fn()
-    return (time.perf_counter() - start) / iters
+    return (clock() - start) / iters
 
 
-def measure(candidates: list[Candidate], rounds: int, min_time: float, warmup: int) -> None:
-    """Fill each candidate's times: interleaved rounds, each timing >= min_time seconds."""
+def measure(candidates: list[Candidate], rounds: int, min_time: float, warmup: int,
+            clock: Callable[[], float] = time.perf_counter) -> None:
+    """Fill each candidate's times: interleaved rounds, each timing >= min_time seconds of `clock`
+    (`time.process_time`: this process's CPU time, which other processes' load does not inflate)."""
     jobs = [(c, mode, fn) for c in candidates for mode, fn in (("train", c.train), ("infer", c.infer))
             if fn is not None]
     iters = {}
     for c, mode, fn in jobs:
         for _ in range(warmup):
             fn()
-        once = timed(fn, 1)
+        once = timed(fn, 1, clock)
         iters[c.label, mode] = max(1, math.ceil(min_time / max(once, 1e-6)))
     for r in range(rounds):
         shift = r % len(jobs)
         for c, mode, fn in jobs[shift:] + jobs[:shift]:  # a rotated order every round
-            c.times[mode].append(timed(fn, iters[c.label, mode]))
+            c.times[mode].append(timed(fn, iters[c.label, mode], clock))
 
 
 def interleaved_rates(ours: Callable[[Any], object], other: Callable[[Any], object],
