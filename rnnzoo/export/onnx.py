@@ -39,9 +39,11 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..build import rebuild
 from ..errors import RnnzooError
+from ..models.traits import traits_of
 from ..registry import help_field, typed
 from ..training.setup import set_threads
 from .graphs import TASKS_EXPORTED, Graph, graphs_of, quiet, varying_axes
@@ -87,7 +89,8 @@ def export(cfg: Any) -> Path:
     if crf is not None:
         write_json(out / "crf.json", {k: getattr(crf, k).detach().tolist() for k in ("transitions", "start", "end")})
         files["crf"] = "crf.json"
-    write_json(out / "manifest.json", manifest(task_name, model_name, task, graphs, described, files, config))
+    write_json(out / "manifest.json", manifest(task_name, model_name, task, network, graphs, described, files,
+                                                          config))
     return out
 
 
@@ -289,8 +292,8 @@ HOW = {
 }
 
 
-def manifest(task_name: str, model_name: str, task: Any, graphs: list[Graph], described: list[dict],
-             files: dict[str, str], config: dict[str, Any]) -> dict[str, Any]:
+def manifest(task_name: str, model_name: str, task: Any, network: nn.Module, graphs: list[Graph],
+             described: list[dict], files: dict[str, str], config: dict[str, Any]) -> dict[str, Any]:
     """What a runtime needs to use the folder without rnnzoo."""
     tokenizer = getattr(task, "tokenizer", None)
     vocab = getattr(tokenizer, "vocab", None)
@@ -304,7 +307,7 @@ def manifest(task_name: str, model_name: str, task: Any, graphs: list[Graph], de
         start = graphs[0].start(1)
         value["start"] = {name: {"shape": [int(n) for n in t.shape], "fill": 0.0}
                           for name, t in zip(graphs[0].input_names[1:], start)}
-    max_positions = getattr(getattr(graphs[0].module, "network", None), "body", None)
-    if getattr(max_positions, "max_positions", None):
-        value["max_positions"] = int(max_positions.max_positions)
+    positional = network if "positional" in traits_of(network) else getattr(network, "body", None)
+    if positional is not None and "positional" in traits_of(positional):  # the trait names the attribute
+        value["max_positions"] = int(positional.max_positions)
     return value
