@@ -286,7 +286,8 @@ HOW = {
                "(index into vocab.json's tags), or Viterbi with crf.json where present",
     "classification": "ids, lengths as for tagging; argmax of logits indexes vocab.json's labels",
     "generation": "start from the state in `start` (zeros, or a KV cache of past length 0); feed the prompt's "
-                  "ids (B, T), then one sampled id (B, 1) per call, passing each new_state* back as state*",
+                  "ids (B, T) (a KV-cache graph: (B, 1), the prompt token by token), then one sampled id (B, 1) "
+                  "per call, passing each new_state* back as state*; a KV cache holds at most max_positions",
     "translation": "run encoder once on source ids; then decoder_step from previous=<bos> with the encoder's "
                    "memory* and cache* outputs, passing new_cache* back as cache*, until <eos>",
 }
