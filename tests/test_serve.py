@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +26,7 @@ import torch
 
 from rnnzoo import api
 from rnnzoo.serve import views
+from rnnzoo.serve.app import create_app
 
 from .conftest import compose_config
 from .test_classification import TINY_CLASSIFICATION
@@ -66,8 +68,8 @@ class Server:
 
     url: str
     checkpoint: Path
-    process: subprocess.Popen
-    log: Path
+    process: subprocess.Popen | None  # None: a server in this process
+    log: Path | None
 
     def call(self, path: str, body: bytes | dict | None = None, method: str | None = None) -> tuple[int, dict]:
         """(HTTP status, decoded JSON) of a request; a body that is a dict is sent as JSON."""
@@ -86,7 +88,8 @@ class Server:
         return reply
 
     def alive(self) -> bool:
-        return self.process.poll() is None and self.call("/health") == (200, {"status": "ok", "task": self.task})
+        running = self.process is None or self.process.poll() is None
+        return running and self.call("/health") == (200, {"status": "ok", "task": self.task})
 
     @property
     def task(self) -> str:
@@ -114,15 +117,16 @@ def wait_ready(server: Server, timeout: float = 120) -> Server:
     """Poll /health until it answers; fail with the server's log if it exits or never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
+        if server.process is not None and server.process.poll() is not None:
             break
         try:
             with urllib.request.urlopen(server.url + "/health", timeout=2):
                 return server
         except OSError:
             time.sleep(0.2)
-    server.process.kill()
-    pytest.fail(f"rnnzoo serve did not come up:\n{server.log.read_text()}")
+    if server.process is not None:
+        server.process.kill()
+    pytest.fail(f"rnnzoo serve did not come up:\n{server.log.read_text() if server.log else ''}")
 
 
 def stop(server: Server) -> None:
@@ -302,3 +306,55 @@ def test_a_checkpoint_that_is_not_there_is_one_line_and_status_2(tmp_path):
     result = subprocess.run([sys.executable, "-m", "rnnzoo", "serve", f"checkpoint={tmp_path}/none.pt"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "checkpoint not found" in result.stderr
+
+
+# --- the event loop, without a model ----------------------------------------------------------------
+class Stuck:
+    """A served model whose answer waits until released, or fails: what the app does around it."""
+
+    task_name, info = "classification", {}
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def parse(self, body: dict) -> dict:
+        return body
+
+    def answer(self, ask: dict) -> dict:
+        if ask["text"] == "fail":
+            raise RuntimeError("the model broke")
+        self.entered.set()
+        assert self.release.wait(60)
+        return {"task": "classification", "answer": {"label": "pos"}, "views": []}
+
+
+@pytest.fixture
+def stuck():
+    import uvicorn
+
+    model = Stuck()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(model, 1000), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield model, wait_ready(Server(f"http://127.0.0.1:{port}", Path(), None, None))
+    model.release.set()
+    server.should_exit = True
+    thread.join(30)
+
+
+def test_a_request_in_the_model_does_not_hold_up_health(stuck):
+    model, server = stuck
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(server.call, "/api/predict", {"text": "slow"})
+        assert model.entered.wait(60)
+        assert server.call("/health") == (200, {"status": "ok", "task": "classification"}) and not pending.done()
+        model.release.set()
+        assert pending.result() == (200, {"task": "classification", "answer": {"label": "pos"}, "views": []})
+
+
+def test_an_unexpected_failure_is_a_json_500_and_the_server_goes_on(stuck):
+    _model, server = stuck
+    failed = server.call("/api/predict", {"text": "fail"})
+    assert failed == (500, {"error": "internal error: RuntimeError: the model broke"})
+    assert server.call("/health")[0] == 200

@@ -21,6 +21,7 @@ from torch import Tensor
 
 MAX_VALUES = 65_536  # the most numbers one recorded tensor sends (it is cut, first rows and columns kept)
 MAX_TENSORS = 64  # the most recorded tensors one answer sends
+DECIMALS = 5  # recorded values are sent rounded to this many decimals (a page shows colours)
 
 
 def heatmap(title: str, values: Sequence[Sequence[float]], rows: Sequence[str], cols: Sequence[str],
@@ -47,10 +48,11 @@ def capped(tensor: Tensor) -> Tensor:
 
 
 def recorded(inside: dict[str, Tensor]) -> list[dict[str, Any]]:
-    """Each recorded tensor's batch row 0 as nested lists: name, full shape, the shape sent (capped)."""
+    """Each recorded tensor's batch row 0 as nested lists (rounded to DECIMALS): name, full shape,
+    the shape sent (capped)."""
     sent = []
     for name, tensor in list(inside.items())[:MAX_TENSORS]:
-        row = capped(tensor[0] if tensor.dim() > 1 else tensor)
+        row = capped(tensor[0] if tensor.dim() > 1 else tensor).double().round(decimals=DECIMALS)  # short in JSON
         sent.append({"name": name, "shape": list(tensor.shape), "sent_shape": list(row.shape), "values": row.tolist()})
     return sent
 
