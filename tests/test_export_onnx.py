@@ -13,7 +13,8 @@ import torch
 pytest.importorskip("onnxruntime")
 
 from rnnzoo import api, cli  # noqa: E402
-from rnnzoo.export.graphs import TASKS_EXPORTED, graphs_of  # noqa: E402
+from rnnzoo.errors import RnnzooError  # noqa: E402
+from rnnzoo.export.graphs import TASKS_EXPORTED, graphs_of, task_graphs  # noqa: E402
 from rnnzoo.export.onnx import CHECK_SIZE, export_graph, max_difference, session  # noqa: E402
 from rnnzoo.models.traits import find_fit, model_traits  # noqa: E402
 from rnnzoo.nn.recurrent import RecurrentConfig  # noqa: E402
@@ -57,8 +58,8 @@ def pairs() -> list[tuple[str, str]]:
     return [(model, task) for model in MODELS.names() for task in TASKS_EXPORTED if find_fit(task, model) is not None]
 
 
-def built(model: str, task: str, tmp_path):
-    overrides = [*task_overrides(task, tmp_path), f"model={model}", *SIZES[model]]
+def built(model: str, task: str, tmp_path, *extra: str):
+    overrides = [*task_overrides(task, tmp_path), f"model={model}", *SIZES[model], *extra]
     if "token_input" in model_traits(model):  # it owns its embeddings: no character features beside them
         overrides = [o for o in overrides if not o.startswith("task.char_")]
     if task in ("tagging", "classification") and issubclass(MODELS.entry(model).config, RecurrentConfig):
@@ -70,9 +71,8 @@ def built(model: str, task: str, tmp_path):
     return task_object, network.eval()
 
 
-@pytest.mark.parametrize("model,task", pairs())
-def test_every_model_exports_and_onnxruntime_agrees_at_other_sizes(tmp_path, model, task):
-    task_object, network = built(model, task, tmp_path)
+def assert_exports_at_any_size(model: str, task: str, tmp_path, *extra: str) -> None:
+    task_object, network = built(model, task, tmp_path, *extra)
     for graph in graphs_of(task, task_object, network):
         path = tmp_path / f"{graph.name}.onnx"
         export_graph(graph, path, 18)
@@ -80,6 +80,28 @@ def test_every_model_exports_and_onnxruntime_agrees_at_other_sizes(tmp_path, mod
         for size in [(1, 3), CHECK_SIZE, (4, 11)]:
             inputs = graph.random(*size, torch.Generator().manual_seed(sum(size)))
             assert max_difference(graph, runtime, inputs) <= 1e-4, (graph.name, size)
+
+
+@pytest.mark.parametrize("model,task", pairs())
+def test_every_model_exports_and_onnxruntime_agrees_at_other_sizes(tmp_path, model, task):
+    assert_exports_at_any_size(model, task, tmp_path)
+
+
+@pytest.mark.parametrize("model,task,option", [("lstm", "tagging", "model.impl=reference"),
+                                               ("seq2seq", "translation", "model.encoder=jordan"),
+                                               ("bahdanau", "translation", "model.impl=reference")])
+def test_python_time_loops_inside_other_models_export_as_onnx_loops(tmp_path, model, task, option):
+    assert_exports_at_any_size(model, task, tmp_path, option)
+
+
+def test_a_graph_traced_to_one_length_fails_the_check_with_one_line(tmp_path):
+    """Without the scripted loop, a trace unrolls jordan's loop: the check must catch it."""
+    task_object, network = built("jordan", "classification", tmp_path)
+    (graph,) = task_graphs("classification", task_object, network)
+    export_graph(graph, tmp_path / "unrolled.onnx", 18)
+    inputs = graph.random(*CHECK_SIZE, torch.Generator().manual_seed(0))
+    with pytest.raises(RnnzooError, match=r"classifier.onnx fails in onnxruntime on inputs of 3 x 8: "):
+        max_difference(graph, session(tmp_path / "unrolled.onnx"), inputs)
 
 
 # --- the CLI, end to end ------------------------------------------------------------------------

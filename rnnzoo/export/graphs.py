@@ -401,15 +401,29 @@ class ScriptedRecurrence(nn.Module):
         return layer_input, merged[0] if body.state_arity == 1 else merged
 
 
+    def __getattr__(self, name: str) -> Any:
+        """What the model around it asks of its recurrent layer (state_arity, num_layers...): the body's."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("body"), name)
+
+
+def needs_loop(module: nn.Module) -> bool:
+    """A recurrent stack that would run its Python time loop (no PyTorch twin, or impl=reference)."""
+    return isinstance(module, RecurrentEncoder) and (module.rnn is None or module.impl == "reference")
+
+
 def with_scripted_loops(network: nn.Module) -> nn.Module:
-    """`network` itself, or a copy whose recurrent body without a PyTorch twin runs as a
-    `ScriptedRecurrence` (same parameters)."""
-    body = getattr(network, "body", None)
-    if not isinstance(body, RecurrentEncoder) or (body.rnn is not None and body.impl != "reference"):
+    """`network` itself, or a copy in which every recurrent stack that runs a Python time loop
+    (a tagger's body, a seq2seq's encoder and decoder) is a `ScriptedRecurrence` of its own."""
+    if not any(needs_loop(m) for m in network.modules()):
         return network
-    copied = copy.copy(network)  # the modules stay shared: only `body` is replaced in the copy
-    copied._modules = dict(network._modules)
-    copied.body = ScriptedRecurrence(body)
+    copied = copy.deepcopy(network)
+    for parent in list(copied.modules()):
+        for name, child in list(parent.named_children()):
+            if needs_loop(child):
+                setattr(parent, name, ScriptedRecurrence(child))
     return copied
 
 
