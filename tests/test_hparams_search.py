@@ -113,6 +113,7 @@ def test_a_sweep_folder_holding_a_search_is_refused(search):
     (["hparams_search=debug_copy"], "add --multirun"),
     (["--multirun", "hparams_search=debug_copy", "hydra.sweeper.direction=minimize"], "set direction: maximize"),
     (["--multirun", "hparams_search=debug_copy", "optimized_metric=val/loss"], f"set optimized_metric: {METRIC}"),
+    (["--multirun", "hparams_search=debug_copy", "model.hidden_size=0"], "model.hidden_size=0 is out of range"),
 ])
 def test_mistakes_are_one_line_before_any_trial(tmp_path, args, message):
     result = run_cli("train", *args, f"hydra.sweep.dir={tmp_path / 'sweep'}")
@@ -153,3 +154,12 @@ def test_the_sweep_folder_check(tmp_path):
 
 def test_a_single_run_returns_nothing_to_hydra():
     assert objective(OmegaConf.create({}), {METRIC: 0.5}) is None
+
+
+def test_a_search_where_every_trial_fails_ends_with_one_line(tmp_path):
+    result = run_cli("train", "--multirun", "hparams_search=debug_copy", "model.hidden_size=choice(0,-1)",
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.returncode == 2
+    assert result.stderr.count("failed, the search goes on: model.hidden_size=") == 3
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: every trial of the search failed")
