@@ -19,7 +19,8 @@ from rnnzoo.models.jordan import JordanConfig, JordanLoop
 from rnnzoo.nn.inside import recording
 from rnnzoo.tasks.adding import AddingConfig, AddingTask
 
-FORMER_DEFAULTS = {"nonlinearity": "tanh", "output_nonlinearity": "tanh", "state_decay": 0.5, "output_size": 64}
+FORMER_DEFAULTS = {"nonlinearity": "tanh", "output_nonlinearity": "tanh", "state_decay": 0.5, "output_size": 64,
+                   "loop_scale": 1.0}
 
 
 def adding_mse(options: dict, steps: int = 500, length: int = 20, seed: int = 0) -> float:
@@ -63,7 +64,7 @@ def test_defaults_are_the_measured_ones():
     """docs/results_jordan.md measured these; changing one means measuring again."""
     config = JordanConfig()
     assert (config.nonlinearity, config.output_nonlinearity, config.state_decay) == ("relu", "identity", 1.0)
-    assert (config.hidden_size, config.output_size, config.impl) == (128, 32, "auto")
+    assert (config.hidden_size, config.output_size, config.loop_scale, config.impl) == (128, 64, 0.4, "auto")
 
 
 def auto_and_reference(**options):
@@ -86,6 +87,7 @@ def run(model, x, s0):
     {"nonlinearity": "tanh", "output_nonlinearity": "tanh", "state_decay": 0.3},
     {"output_nonlinearity": "sigmoid", "state_decay": 0.0},
     {"num_layers": 2, "bidirectional": True, "state_decay": 0.7},
+    {"loop_scale": 1.0},
 ])
 def test_fast_path_equals_the_equations(options):
     torch.manual_seed(0)
@@ -106,6 +108,21 @@ def test_hand_written_bptt_is_the_gradient(f, g):
               torch.randn(Y, dtype=torch.double)]
     inputs = [t.requires_grad_() for t in inputs]
     assert torch.autograd.gradcheck(lambda *t: JordanLoop.apply(*t, 0.8, f, g)[:2], inputs)
+
+
+def test_loop_scale_only_changes_what_is_stored():
+    """W^hs = α V^hs and W^yh = α V^yh: the same network as α = 1 holding the products."""
+    torch.manual_seed(0)
+    scaled = create_model("jordan", input_size=5, hidden_size=12, output_size=6, loop_scale=0.25)
+    plain = create_model("jordan", input_size=5, hidden_size=12, output_size=6, loop_scale=1.0)
+    with torch.no_grad():
+        for name, p in plain.named_parameters():
+            factor = 0.25 if name.startswith(("weight_hs", "weight_yh")) else 1.0
+            p.copy_(factor * getattr(scaled, name))
+    x = torch.randn(2, 7, 5)
+    torch.testing.assert_close(scaled(x)[0], plain(x)[0])
+    bound = 1 / 12 ** 0.5  # U(-1/√H, 1/√H) for W, so V = W / α reaches 1/(α√H)
+    assert scaled.weight_hs_l0.abs().max() > bound and (0.25 * scaled.weight_hs_l0).abs().max() <= bound
 
 
 def test_padded_batches_take_the_equations():
@@ -129,5 +146,5 @@ def test_records_hidden_and_fed_back_state(impl):
     assert h.shape == (2, 4, 12) and s.shape == (2, 4, 6)
     torch.testing.assert_close(s[:, 0], s0[0])  # s(0): what the first step reads
     torch.testing.assert_close(s[:, 1:], 0.5 * s[:, :-1] + y[:, :-1].detach())  # s(t) = μ s(t-1) + y(t-1)
-    w_yh, c = model.weight_yh_l0.detach(), model.bias_y_l0.detach()
+    _, _, _, w_yh, c = (w.detach() for w in model.layer_weights(0, 0))
     torch.testing.assert_close(h @ w_yh.T + c, y.detach(), atol=1e-5, rtol=1e-5)  # y(t) = W^yh h(t) + c

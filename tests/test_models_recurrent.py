@@ -252,7 +252,7 @@ def test_elman_one_step_is_the_lecture_formula(nonlinearity, f):
 def jordan_by_hand():
     """A one-unit-in, two-hidden, one-out Jordan net whose three steps are worked out below."""
     model = build("jordan", input_size=1, hidden_size=2, output_size=1, num_layers=1,
-                  nonlinearity="relu", output_nonlinearity="identity", state_decay=0.5)
+                  nonlinearity="relu", output_nonlinearity="identity", state_decay=0.5, loop_scale=1.0)
     with torch.no_grad():
         model.weight_hx_l0.copy_(torch.tensor([[1.0], [2.0]]))   # W^hx
         model.bias_h_l0.copy_(torch.tensor([0.0, -1.0]))         # b
@@ -284,7 +284,7 @@ def test_jordan_three_steps_by_hand():
 
 def test_jordan_equations_with_tanh_units():
     model = build("jordan", num_layers=1, state_decay=0.3, nonlinearity="tanh",
-                  output_nonlinearity="tanh").eval()  # f = g = tanh
+                  output_nonlinearity="tanh", loop_scale=1.0).eval()  # f = g = tanh; weights stored as W
     p = {n: t.detach() for n, t in model.named_parameters()}
     x = torch.randn(2, 3, INPUT)
     s0 = torch.randn(1, 2, SMALL["output_size"])

@@ -47,19 +47,24 @@ Recorded (`rnnzoo.nn.inside`), for the top layer's left-to-right direction:
 `jordan.hidden` h(t), (B, T, hidden_size), and `jordan.state` s(t), the fed-back outputs the
 hidden layer reads at step t, (B, T, output_size); computed only while a recording is open.
 
-Defaults (f = relu, g = identity, μ = 1, output_size 32 for 128 hidden units) come from the
-measurements in docs/results_jordan.md. The former ones (f = g = tanh, μ = 0.5, 64 outputs) sat at
-the copy baseline: within 250 Adam steps 77% of the outputs and 62% of the hidden units saturate
-and the loop gain ρ(W^yh W^hs) grows from 0.25 to 8. Linear outputs cannot saturate; μ = 1 makes
-the state units an integrator whose path back in time has gain 1 (the adding problem is a sum);
-a narrow state (32) keeps Adam's per-entry steps on W^hs, whose fan-in is output_size, small
-enough that the loop does not blow up at the synthetic tasks' lr of 5e-3 (with 64 or more
-outputs it does, and the adding problem stays at its baseline).
+Defaults (f = relu, g = identity, μ = 1, output_size 64 for 128 hidden units, loop_scale α = 0.4)
+come from the measurements in docs/results_jordan.md. The former ones (f = g = tanh, μ = 0.5, 64
+outputs) sat at the copy baseline: within 250 Adam steps 77% of the outputs and 62% of the hidden
+units saturate and the loop gain ρ(W^yh W^hs) grows from 0.25 to 8. Linear outputs cannot
+saturate; μ = 1 makes the state units an integrator whose path back in time has gain 1 (the adding
+problem is a sum). What was left is the loop's speed under Adam, which moves every entry of W^hs
+and W^yh by about lr per step whatever their gradient: with μ = 1 the state is large, a coherent
+step on W^hs shifts each hidden unit by about lr · O · |s|, and the loop blew up (64 outputs: the
+adding problem stayed at its baseline) or learned slowly (32 outputs: 85% copy recall). Storing
+the two factors as V = W / α (α = `loop_scale`) makes Adam's steps on them α times smaller, as a
+per-parameter learning rate would, without changing the network or its initial function; with it
+64 outputs learn both tasks.
 
 Stacking: layer k > 0 reads the outputs y of layer k-1 (both directions concatenated). The
 parameters of layer k, direction d are `weight_hx_l{k}`, `weight_hs_l{k}`, `bias_h_l{k}`,
 `weight_yh_l{k}`, `bias_y_l{k}` (suffix `_reverse` for d = 1), all ~ U(-1/√H, 1/√H) as in
-PyTorch's recurrent modules.
+PyTorch's recurrent modules; `weight_hs_l{k}` and `weight_yh_l{k}` hold V = W / α, so W^hs is
+`loop_scale * weight_hs_l{k}` (`Jordan.layer_weights` gives the W).
 """
 
 from __future__ import annotations
@@ -83,11 +88,14 @@ OUTPUT_NONLINEARITIES = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity
 @dataclass
 class JordanConfig(RecurrentConfig):
     hidden_size: int = help_field(128, "hidden units per layer and direction", ge=1)
-    output_size: int = help_field(32, "output (and state) units per layer and direction: the features returned", ge=1)
+    output_size: int = help_field(64, "output (and state) units per layer and direction: the features returned", ge=1)
     nonlinearity: str = help_field("relu", "f of the hidden units: relu or tanh")
     output_nonlinearity: str = help_field("identity", "g of the output units: identity, tanh or sigmoid")
     state_decay: float = help_field(1.0, "μ in s(t) = μ s(t-1) + y(t-1), in [0, 1]; 1 adds up all past outputs",
                                     ge=0, le=1)
+    loop_scale: float = help_field(0.4, "α: W^hs and W^yh are stored as V = W / α, so that an optimiser step on V "
+                                        "moves the loop's two factors α times as far (1: stored as they are)",
+                                   gt=0, le=1)
     impl: str = help_field("auto", "auto: the equations with BPTT written out (JordanLoop); reference: the same "
                                    "equations under autograd (no PyTorch twin)")
 
@@ -126,17 +134,17 @@ class Jordan(RecurrentEncoder):
         return self.config.output_size  # a cell emits y and keeps s, both output_size wide
 
     def reset_parameters(self) -> None:
+        """Every W and b ~ U(-1/√H, 1/√H); the stored V = W / α of the loop's factors accordingly."""
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        for name, p in self.named_parameters():
+            alpha = self.config.loop_scale if name.startswith(("weight_hs", "weight_yh")) else 1.0
+            nn.init.uniform_(p, -bound / alpha, bound / alpha)
 
     def cell_weights(self, layer: int, direction: int) -> tuple[Tensor | None, ...]:
         """(W^hx, W^hs^T, b, None, W^yh^T, c): b goes into the hoisted projection with W^hx, and
         the step's matrices are transposed once here rather than at every step."""
-        suffix = f"l{layer}" + ("_reverse" if direction else "")
-        weight = lambda name: getattr(self, f"{name}_{suffix}")  # noqa: E731
-        return (weight("weight_hx"), weight("weight_hs").t(), weight("bias_h"), None,
-                weight("weight_yh").t(), weight("bias_y"))
+        w_hx, w_hs, b, w_yh, c = self.layer_weights(layer, direction)
+        return w_hx, w_hs.t(), b, None, w_yh.t(), c
 
     def cell_step(self, x_proj: Tensor, state: CellState, w_hs_t: Tensor, b_hs: None,
                   w_yh_t: Tensor, b_y: Tensor) -> tuple[Tensor, CellState]:
@@ -165,10 +173,12 @@ class Jordan(RecurrentEncoder):
         return y, (s_last,)
 
     def layer_weights(self, layer: int, direction: int) -> tuple[Tensor, ...]:
-        """(W^hx, W^hs, b, W^yh, c) of one cell, as stored."""
+        """(W^hx, W^hs, b, W^yh, c) of one cell; W^hs = α V^hs and W^yh = α V^yh (`loop_scale`)."""
         suffix = f"l{layer}" + ("_reverse" if direction else "")
-        return tuple(getattr(self, f"{name}_{suffix}")
-                     for name in ("weight_hx", "weight_hs", "bias_h", "weight_yh", "bias_y"))
+        w_hx, v_hs, b, v_yh, c = (getattr(self, f"{name}_{suffix}")
+                                  for name in ("weight_hx", "weight_hs", "bias_h", "weight_yh", "bias_y"))
+        alpha = self.config.loop_scale
+        return (w_hx, v_hs, b, v_yh, c) if alpha == 1 else (w_hx, alpha * v_hs, b, alpha * v_yh, c)
 
     def _record(self, layer: int, seq: Tensor, y: Tensor, s0: Tensor, h: Tensor | None,
                 states: Tensor | None) -> None:
