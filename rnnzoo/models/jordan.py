@@ -58,7 +58,8 @@ step on W^hs shifts each hidden unit by about lr · O · |s|, and the loop blew 
 adding problem stayed at its baseline) or learned slowly (32 outputs: 85% copy recall). Storing
 the two factors as V = W / α (α = `loop_scale`) makes Adam's steps on them α times smaller, as a
 per-parameter learning rate would, without changing the network or its initial function; with it
-64 outputs learn both tasks.
+64 outputs learn both tasks (3 seeds: copy 97.8% recall, short of the 99% target; adding T = 50
+MSE 0.0012).
 
 Stacking: layer k > 0 reads the outputs y of layer k-1 (both directions concatenated). The
 parameters of layer k, direction d are `weight_hx_l{k}`, `weight_hs_l{k}`, `bias_h_l{k}`,
