@@ -20,7 +20,7 @@ from rnnzoo.nn.inside import recording
 from rnnzoo.tasks.adding import AddingConfig, AddingTask
 
 FORMER_DEFAULTS = {"nonlinearity": "tanh", "output_nonlinearity": "tanh", "state_decay": 0.5, "output_size": 64,
-                   "loop_scale": 1.0}
+                   "loop_scale": 1.0, "hidden_size": 128}
 
 
 def adding_mse(options: dict, steps: int = 500, length: int = 20, seed: int = 0) -> float:
@@ -64,7 +64,7 @@ def test_defaults_are_the_measured_ones():
     """docs/results_jordan.md measured these; changing one means measuring again."""
     config = JordanConfig()
     assert (config.nonlinearity, config.output_nonlinearity, config.state_decay) == ("relu", "identity", 1.0)
-    assert (config.hidden_size, config.output_size, config.loop_scale, config.impl) == (128, 64, 0.4, "auto")
+    assert (config.hidden_size, config.output_size, config.loop_scale, config.impl) == (256, 64, 0.4, "auto")
 
 
 def auto_and_reference(**options):
