@@ -123,8 +123,10 @@ def _run_hydra(verb: str, overrides: list[str]) -> None:
         overrides = hydra_overrides_for_rank(overrides)
     sys.argv = [f"rnnzoo {verb}", *overrides]
     own_errors = "HYDRA_FULL_ERROR" not in os.environ  # else the user asked for Hydra's tracebacks
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors to us instead of exiting 1
     try:
+        # Hydra raises its errors to us instead of exiting 1; only for this call, or a caller running
+        # several commands in one process (the tests) would pass it on and get tracebacks after the first
+        os.environ.setdefault("HYDRA_FULL_ERROR", "1")
         hydra.main(config_path=str(config_dir()), config_name=VERBS[verb].config, version_base="1.3")(job)()
     except (HydraException, OmegaConfBaseException) as error:
         if _JOB.started or not own_errors:
@@ -143,6 +145,9 @@ def _run_hydra(verb: str, overrides: list[str]) -> None:
         if exit.code == 1 and not _JOB.started:  # Hydra refused the command line (it said why, above)
             sys.exit(USER_ERROR)
         raise
+    finally:
+        if own_errors:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
 def _one_line(error: BaseException) -> str:

@@ -53,6 +53,9 @@ class VectorOptions:
     embedding_lr_scale: float = help_field(1.0, "learning-rate multiplier of the word embeddings (0: frozen)", ge=0)
 
 
+VECTOR_FILE_OPTIONS = ("pretrained_embeddings", "pretrained_target_embeddings")  # task options naming a file
+
+
 @dataclass
 class VectorSide:
     """One embedded vocabulary: its name (words, source, target), tokenizer, vectors file (or
@@ -77,7 +80,10 @@ def id_counts(sequences: Any, vocab_size: int) -> np.ndarray:
 def read_task_vectors(task: Any) -> dict[str, Vectors]:
     """{side name: its vectors} for the sides that name a file, each file read once per
     vocabulary; with `extend_vocab_from_vectors` the vocabulary is grown here, before the model
-    is sized from it. Empty where no side names a file."""
+    is sized from it. Empty where no side names a file, without touching the data (listing the
+    sides builds the vocabularies: a run that is refused for its model must not read a corpus first)."""
+    if not any(getattr(task.config, option, None) for option in VECTOR_FILE_OPTIONS):
+        return {}
     sides = [side for side in getattr(task, "vector_sides", list)() if side.path]
     read: dict[tuple[str, int], Vectors] = {}
     for side in sides:
