@@ -25,6 +25,7 @@ import pytest
 import torch
 
 from rnnzoo import api
+from rnnzoo.errors import RnnzooError
 from rnnzoo.serve import views
 from rnnzoo.serve.app import create_app
 
@@ -358,3 +359,27 @@ def test_an_unexpected_failure_is_a_json_500_and_the_server_goes_on(stuck):
     failed = server.call("/api/predict", {"text": "fail"})
     assert failed == (500, {"error": "internal error: RuntimeError: the model broke"})
     assert server.call("/health")[0] == 200
+
+
+# --- the command's own options: one line before anything loads --------------------------------
+@pytest.mark.parametrize("key, value", [("port", 99999), ("port", 0), ("port", "abc"), ("workers_threads", 0),
+                                        ("max_request_bytes", -1), ("max_new_tokens", True)])
+def test_serve_refuses_an_option_out_of_its_range_by_name(key, value):
+    from rnnzoo.serve.app import OPTION_RANGES, check_options
+
+    config = {name: low for name, (low, _) in OPTION_RANGES.items()}
+    check_options(config)  # the lowest allowed values pass
+    with pytest.raises(RnnzooError, match=rf"^{key}={value!r}: must be an integer"):
+        check_options({**config, key: value})
+
+
+def test_serve_refuses_a_taken_port_with_one_line():
+    from rnnzoo.serve.app import check_address
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RnnzooError, match=f"cannot serve on 127.0.0.1:{port}: .*choose another with port="):
+            check_address("127.0.0.1", port)
+    check_address("127.0.0.1", port)  # free again: accepted

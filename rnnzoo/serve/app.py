@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import math
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from ..errors import RnnzooError
 from ..run_config import plain
 from .model import RequestError, ServedModel
 
@@ -125,8 +127,38 @@ def serve(cfg: Any) -> None:
     import uvicorn
 
     config = plain(cfg)
+    check_options(config)
+    check_address(str(config["host"]), int(config["port"]))
     served = ServedModel(config)
     app = create_app(served, int(config["max_request_bytes"]), int(config["workers_threads"]))
     print(f"serving the {served.task_name} checkpoint {config['checkpoint']} on http://{config['host']}:{config['port']}/"
           " (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=config["host"], port=int(config["port"]), log_level="warning", access_log=False)
+
+
+# the options of configs/serve.yaml that are counts, and their ranges
+OPTION_RANGES = {"port": (1, 65535), "workers_threads": (1, 256), "max_request_bytes": (1, None),
+                 "max_input_tokens": (1, None), "max_new_tokens": (1, None)}
+
+
+def check_options(config: dict[str, Any]) -> None:
+    """Each count option an integer in its range, else one RnnzooError naming it (before anything loads)."""
+    for key, (low, high) in OPTION_RANGES.items():
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+            raise RnnzooError(f"{key}={value!r}: must be {allowed}")
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse an address this server cannot listen on (taken, not this machine's, not allowed) with one
+    line, before the checkpoint loads; uvicorn would print a traceback."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise RnnzooError(f"cannot serve on {host}:{port}: {reason} (another server on that port? choose "
+                          "another with port=N, or host=)") from None
