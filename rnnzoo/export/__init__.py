@@ -30,3 +30,19 @@ def export(cfg: Any) -> Path:
         raise RnnzooError(f"format={name} needs the Python package '{error.name}': "
                           f"pip install 'rnnzoo[export]'") from None
     return module.export(cfg)
+
+
+def prepare_out(out: Path, overwrite: bool, name: str, written: tuple[str, ...]) -> Path:
+    """`out` made ready for a `format=name` export, which writes the files `written` (glob
+    patterns): absent or an empty folder is taken as it is; a folder with something in it needs
+    overwrite=true, which removes an earlier export's files and leaves anything else alone."""
+    if out.exists() and not out.is_dir():
+        raise RnnzooError(f"out={out} is a file; format={name} writes a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise RnnzooError(f"out={out} is not empty: choose another folder or set overwrite=true "
+                              f"(which replaces an export there: {', '.join(written)})")
+        for pattern in written:
+            for path in out.glob(pattern):
+                path.unlink()
+    return out

@@ -52,6 +52,7 @@ from ..data.vocab import DEFAULT_ROLES
 from ..errors import RnnzooError
 from ..models.bert import INIT_STD, Bert, BertConfig
 from ..models.hf_bert import SPECIAL_KEYS, hf_names
+from . import prepare_out
 
 log = logging.getLogger("rnnzoo")
 
@@ -83,7 +84,7 @@ def export(cfg: Any) -> Path:
     cfg = plain(cfg)
     checkpoint, out = _required(cfg, "checkpoint"), Path(_required(cfg, "out"))
     overwrite = bool(cfg.get("overwrite", False))
-    check_out(out, overwrite)  # before the checkpoint is read: the cheap refusal first
+    prepare_out(out, overwrite, "hf", WRITTEN + COMPETING)  # before the checkpoint is read: the cheap refusal first
     set_threads((cfg.get("trainer") or {}).get("num_threads"))
     network, task, config = rebuild(checkpoint)
     model = getattr(network, "body", None)
@@ -144,10 +145,8 @@ def save_hf(model: Bert, out: str | Path, tokenizer: Tokenizer | None = None, *,
     files["config.json"] = _json(hf_config(model, pad_id, head))
     weights = hf_state_dict(model, head)
     folder = Path(out)
-    check_out(folder, overwrite)
+    prepare_out(folder, overwrite, "hf", WRITTEN + COMPETING)  # an earlier export's files go, a loader's rivals too
     folder.mkdir(parents=True, exist_ok=True)
-    for name in COMPETING:
-        (folder / name).unlink(missing_ok=True)
     save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})  # "pt": what HF checks
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
@@ -157,15 +156,6 @@ def save_hf(model: Bert, out: str | Path, tokenizer: Tokenizer | None = None, *,
         log.warning("%s: no tokenizer given, so no vocab.txt: BertTokenizer cannot read this folder", folder)
     log.info("wrote %s (%s, %d tensors)", folder, json.loads(files["config.json"])["architectures"][0], len(weights))
     return folder
-
-
-def check_out(folder: Path, overwrite: bool) -> None:
-    """RnnzooError unless `folder` is free: absent, an empty folder, or (overwrite) a folder."""
-    if folder.exists() and not folder.is_dir():
-        raise RnnzooError(f"out={folder} is a file: format=hf writes a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise RnnzooError(f"out={folder} is not empty: choose another folder, or overwrite=true to replace "
-                          f"the export there ({', '.join(WRITTEN)})")
 
 
 def hf_state_dict(model: Bert, head: Head | None = None) -> dict[str, Tensor]:

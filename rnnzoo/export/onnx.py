@@ -46,6 +46,7 @@ from ..errors import RnnzooError
 from ..models.traits import traits_of
 from ..registry import help_field, typed
 from ..training.setup import set_threads
+from . import prepare_out
 from .graphs import TASKS_EXPORTED, Graph, graphs_of, quiet, varying_axes
 
 log = logging.getLogger("rnnzoo")
@@ -68,7 +69,7 @@ class OnnxOptions:
 def export(cfg: Any) -> Path:
     """Export `cfg.checkpoint` to the folder `cfg.out`; the folder."""
     options = typed(OnnxOptions, {f.name: cfg[f.name] for f in fields(OnnxOptions) if f.name in cfg})
-    out = prepare_out(Path(str(cfg.out)), options.overwrite)
+    out = prepare_out(Path(str(cfg.out)), options.overwrite, "onnx", WRITTEN)
     set_threads(cfg.get("trainer", {}).get("num_threads"))
     network, task, config = rebuild(str(cfg.checkpoint))
     task_name, model_name = config["task"]["name"], config["model"]["name"]
@@ -96,21 +97,6 @@ def export(cfg: Any) -> Path:
 
 #: what an export writes: overwrite=true removes these from `out` and nothing else
 WRITTEN = ("*.onnx", "vocab.json", "tokenizer.json", "*.hf.json", "crf.json", "manifest.json")
-
-
-def prepare_out(out: Path, overwrite: bool) -> Path:
-    """`out`, checked: a file there, or a folder with something in it, needs overwrite=true,
-    which removes an earlier export's files (WRITTEN) and leaves anything else alone."""
-    if out.exists() and not out.is_dir():
-        raise RnnzooError(f"out={out} is a file; format=onnx writes a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise RnnzooError(f"out={out} is not empty: choose another folder or set overwrite=true "
-                              f"(which replaces an export there: {', '.join(WRITTEN)})")
-        for pattern in WRITTEN:
-            for path in out.glob(pattern):
-                path.unlink()
-    return out
 
 
 # --- export ---------------------------------------------------------------------------------------
