@@ -137,7 +137,8 @@ def prepare(cfg: DictConfig | dict[str, Any]) -> Any:
 # --- inference from a checkpoint -----------------------------------------------------------
 def evaluate(cfg: DictConfig | dict[str, Any], run_dir: str | Path | None = None) -> dict[str, float]:
     """Evaluate `cfg.checkpoint` on `cfg.split`, rebuilt from the checkpoint alone (a
-    translation checkpoint with `cfg.beam_size` instead of its own)."""
+    translation checkpoint with `cfg.beam_size` instead of its own, a language model on
+    `cfg.eval_tokens` tokens of the split instead of its own prefix)."""
     config = plain(cfg)
     split = config.get("split", "test")
     if split not in ("val", "test"):
@@ -148,11 +149,27 @@ def evaluate(cfg: DictConfig | dict[str, Any], run_dir: str | Path | None = None
         if not hasattr(task.config, "beam_size") or int(config["beam_size"]) < 1:
             raise RnnzooError(f"beam_size={config['beam_size']}: needs a translation checkpoint and a beam >= 1")
         decoding["beam_size"] = int(config["beam_size"])
+    _set_eval_tokens(task, config.get("eval_tokens"))
     metrics = {f"{split}/{k}": v for k, v in task.evaluate(network, split, device, **decoding).items()}
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         write_metrics(Path(run_dir) / "metrics.json", metrics)
     return metrics
+
+
+def _set_eval_tokens(task: Any, value: Any) -> None:
+    """`eval_tokens=N|all`: a language model scored on the split's first N tokens, or on all of
+    them, instead of the prefix its checkpoint validated on during training (task.eval_tokens)."""
+    if value is None:
+        return
+    if not hasattr(task.config, "eval_tokens"):
+        raise RnnzooError(f"eval_tokens={value}: only a generation checkpoint has a token budget to evaluate on")
+    if str(value) == "all":
+        task.config.eval_tokens = None
+        return
+    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 2:
+        raise RnnzooError(f"eval_tokens={value!r} is not a whole number >= 2 or 'all'")
+    task.config.eval_tokens = int(value)
 
 
 def predict(cfg: DictConfig | dict[str, Any], lines: Iterable[str]) -> Iterator[str]:

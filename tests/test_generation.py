@@ -252,6 +252,28 @@ def test_train_eval_sample_round_trip_through_the_cli(tmp_path, text_file):
     assert result.stdout == again + "\n"  # the same seed draws the same text
 
 
+def test_eval_scores_the_whole_split_when_asked(tmp_path, text_file):
+    """`rnnzoo eval eval_tokens=all`: a run that validated on a prefix (task.eval_tokens) is
+    scored on every token of the split; a number scores that many; bad values are refused."""
+    from types import SimpleNamespace
+
+    from rnnzoo.api import _set_eval_tokens, evaluate
+    final = train(compose_config(tiny(text_file, "task.eval_tokens=16")), tmp_path / "run")
+    base = {"checkpoint": str(tmp_path / "run" / "checkpoints" / "best.pt"), "split": "val",
+            "trainer": {"device": "cpu"}}
+    prefix = evaluate(base)["val/loss"]
+    assert prefix == pytest.approx(final["val/loss"], rel=1e-6)  # the checkpoint's own prefix
+    whole = evaluate({**base, "eval_tokens": "all"})["val/loss"]
+    assert whole == pytest.approx(evaluate({**base, "eval_tokens": 10 ** 9})["val/loss"], rel=1e-6)
+    assert whole != pytest.approx(prefix, rel=1e-4)
+    assert evaluate({**base, "eval_tokens": 16})["val/loss"] == pytest.approx(prefix, rel=1e-6)
+    for bad in ("some", -3, 1, True):
+        with pytest.raises(RnnzooError, match="eval_tokens"):
+            evaluate({**base, "eval_tokens": bad})
+    with pytest.raises(RnnzooError, match="only a generation checkpoint"):
+        _set_eval_tokens(SimpleNamespace(config=SimpleNamespace()), 5)
+
+
 def test_embedding_std_sets_the_init_scale_of_the_language_model_embedding():
     from torch import nn
 
