@@ -118,9 +118,10 @@ def _run_hydra(verb: str, overrides: list[str]) -> None:
     job = _guarded(VERBS[verb].job)
     if verb == "train":
         from .training.distributed import hydra_overrides_for_rank
+        from .training.run_folder import resume_in_its_folder
         from .training.search import check_command
         check_command(overrides)
-        overrides = hydra_overrides_for_rank(overrides)
+        overrides = hydra_overrides_for_rank(resume_in_its_folder(overrides))
     sys.argv = [f"rnnzoo {verb}", *overrides]
     own_errors = "HYDRA_FULL_ERROR" not in os.environ  # else the user asked for Hydra's tracebacks
     try:

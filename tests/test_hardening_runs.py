@@ -146,6 +146,28 @@ def test_resume_takes_what_may_change_and_keeps_the_rest():
         resumed_config(given, saved, "x.pt", ["task=copy"])
 
 
+def test_resume_without_a_folder_goes_on_in_the_checkpoints_own_run(tmp_path):
+    """A hand-typed `rnnzoo train resume=RUN/checkpoints/last.pt` (no hydra.run.dir) continues in
+    RUN, not in a new folder named from the default config; a space in the path is quoted."""
+    run, elsewhere = tmp_path / "my run", tmp_path / "elsewhere"
+    train(compose_config(COPY), run)
+    elsewhere.mkdir()
+    result = run_cli("train", f"resume={run / 'checkpoints' / 'last.pt'}", "trainer.max_steps=10", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert load_checkpoint_file(run / "checkpoints" / "last.pt")["step"] == 10
+    assert list(elsewhere.iterdir()) == []  # no outputs/ folder opened beside
+
+
+def test_resume_in_its_folder_leaves_a_chosen_folder_and_loose_checkpoints(tmp_path):
+    from rnnzoo.training.run_folder import resume_in_its_folder
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    given = [f"resume={tmp_path}/run/checkpoints/last.pt"]
+    assert resume_in_its_folder(given) == [*given, f"hydra.run.dir={tmp_path / 'run'}"]
+    assert resume_in_its_folder([*given, "hydra.run.dir=x"]) == [*given, "hydra.run.dir=x"]
+    assert resume_in_its_folder(["resume=loose.pt"]) == ["resume=loose.pt"]  # not in a run's checkpoints/
+    assert resume_in_its_folder(["--multirun", *given]) == ["--multirun", *given]
+
+
 # --- group 3: run folders are never overwritten and never shared ------------------------------
 def test_a_finished_run_folder_is_refused_and_left_as_it_was(finished):
     before = snapshot(finished)

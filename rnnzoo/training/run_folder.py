@@ -203,7 +203,29 @@ def resume_command(checkpoint: str | Path, folder: str | Path) -> str:
 
 
 def _argument(key: str, path: str | Path) -> str:
+    return shlex.quote(f"{key}={hydra_value(path)}")
+
+
+def hydra_value(path: str | Path) -> str:
+    """A path as the value of a Hydra override: quoted where Hydra's grammar needs it."""
     value = str(path)
-    if any(c in value for c in " ,=[]{}()'\"\\:*?$`!#&;|<>"):  # Hydra's grammar: quote the value
+    if any(c in value for c in " ,=[]{}()'\"\\:*?$`!#&;|<>"):
         value = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return shlex.quote(f"{key}={value}")
+    return value
+
+
+def resume_in_its_folder(overrides: list[str]) -> list[str]:
+    """`rnnzoo train resume=RUN/checkpoints/last.pt` without `hydra.run.dir=` goes on in RUN, the
+    folder the checkpoint was saved in (Hydra would open a new folder named from the default
+    config). A checkpoint outside a run's `checkpoints/` keeps Hydra's folder."""
+    given = [o.partition("=")[2] for o in overrides if o.startswith("resume=")]
+    chosen = any(o.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in overrides)
+    if len(given) != 1 or chosen or {"-m", "--multirun"} & set(overrides):
+        return overrides
+    value = given[0]
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":  # Hydra's quotes
+        value = value[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+    folder = own_run_folder(value)
+    if folder is None or not folder.is_dir():
+        return overrides
+    return [*overrides, f"hydra.run.dir={hydra_value(folder)}"]
