@@ -80,6 +80,17 @@ def test_bad_sizes_name_the_option():
         api.create_model("bert", vocab_size=50, hidden_size=30, num_heads=4)
     with pytest.raises(RnnzooError, match="vocab_size must exceed"):
         api.create_model("bert")
+    with pytest.raises(RnnzooError, match=r"pad_id=50 is not a token id: it must be in \[0, vocab_size=50\)"):
+        api.create_model("bert", vocab_size=50, pad_id=50)
+
+
+def test_the_padding_row_is_the_pad_id_zero_and_without_gradient():
+    bert = api.create_model("bert", vocab_size=50, pad_id=7, hidden_size=16, num_heads=2)
+    rows = bert.embeddings.tokens.weight
+    assert rows[7].abs().sum() == 0 and rows[0].abs().sum() > 0
+    hidden, _ = bert(torch.tensor([[2, 7, 0, 9]]))
+    hidden.sum().backward()
+    assert rows.grad[7].abs().sum() == 0 and rows.grad[0].abs().sum() > 0
 
 
 # --- masking ---------------------------------------------------------------------------------------

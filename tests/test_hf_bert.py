@@ -193,6 +193,8 @@ def test_init_from_a_folder_computes_what_transformers_does(tmp_path, cls, shape
     assert (config["model"]["d_ff"], config["model"]["num_layers"], config["model"]["type_vocab_size"]) == \
         (hf.intermediate_size, hf.num_hidden_layers, hf.type_vocab_size)
     body = network.body.eval()
+    # the folder's [PAD] (id 1) is the row without gradient, as HF's pad_token_id; not row 0 ("!")
+    assert body.embeddings.tokens.padding_idx == config["model"]["pad_id"] == PIECES.index("[PAD]")
     sentences = ["the film was good", "Naïve, bad!", "a superb story, really quite lovely"]
     items = [task.encode(rnnzoo.data.LabeledText("pos", s.split())) for s in sentences]
     batch = task.collate(items)

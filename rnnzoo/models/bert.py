@@ -71,7 +71,9 @@ INIT_STD = 0.02  # BERT's initializer_range
 
 @dataclass
 class BertConfig:
-    vocab_size: int = help_field(0, "token vocabulary size, <pad> = 0 (the task sets it from its tokenizer)", ge=0)
+    vocab_size: int = help_field(0, "token vocabulary size (the task sets it from its tokenizer)", ge=0)
+    pad_id: int = help_field(0, "id of the padding token, whose embedding is 0 and gets no gradient (the task "
+                                "sets it from its tokenizer; HF's pad_token_id)", ge=0)
     hidden_size: int = help_field(128, "H: width of the embeddings and of every layer (BERT-Tiny 128, Base 768)", ge=1)
     num_layers: int = help_field(2, "L: Transformer encoder layers (BERT-Tiny 2, Base 12)", ge=1)
     num_heads: int = help_field(2, "A: attention heads, each H / A wide (BERT-Tiny 2, Base 12)", ge=1)
@@ -107,6 +109,8 @@ def check_bert_config(config: BertConfig) -> None:
     if config.vocab_size <= len(SPECIALS):
         raise RnnzooError(f"vocab_size must exceed the {len(SPECIALS)} specials (the task sets it from its "
                           f"tokenizer), got {config.vocab_size}")
+    if not 0 <= config.pad_id < config.vocab_size:
+        raise RnnzooError(f"pad_id={config.pad_id} is not a token id: it must be in [0, vocab_size={config.vocab_size})")
     if config.num_heads < 1 or config.hidden_size % config.num_heads:
         raise RnnzooError(f"hidden_size={config.hidden_size} must be divisible by num_heads={config.num_heads}: "
                           "each head gets hidden_size / num_heads dimensions")
@@ -119,7 +123,7 @@ class BertEmbeddings(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         H = config.hidden_size
-        self.tokens = nn.Embedding(config.vocab_size, H, padding_idx=0)
+        self.tokens = nn.Embedding(config.vocab_size, H, padding_idx=config.pad_id)
         self.positions = Positions("learned", config.max_positions, H)
         self.segments = nn.Embedding(config.type_vocab_size, H)
         self.norm = nn.LayerNorm(H, eps=config.layer_norm_eps)
@@ -173,7 +177,7 @@ class Bert(nn.Module):
             self.pooler = self.nsp = None
         self.apply(init_bert_weights)  # after TransformerStack's own (Glorot) initialization
         with torch.no_grad():  # <pad> embeds to 0 (drawn again above through the tied decoder)
-            self.embeddings.tokens.weight[0].zero_()
+            self.embeddings.tokens.weight[config.pad_id].zero_()
 
     @property
     def next_sentence(self) -> bool:

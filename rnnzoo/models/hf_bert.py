@@ -145,6 +145,7 @@ def bert_config(hf: dict[str, Any], next_sentence: bool = False) -> BertConfig:
                       dropout=hf.get("hidden_dropout_prob", 0.1),
                       attention_dropout=hf.get("attention_probs_dropout_prob", 0.1),
                       layer_norm_eps=hf.get("layer_norm_eps", 1e-12), norm="post",
+                      pad_id=hf.get("pad_token_id") or 0,
                       next_sentence=next_sentence)
 
 

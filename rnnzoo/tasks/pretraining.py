@@ -70,7 +70,7 @@ from ..errors import RnnzooError
 from ..registry import DATASETS, TASKS, help_field
 from .base import StepOutput, seeded_generator
 from .lengths import position_limit
-from .text import SPLIT_CODES, TextBatch, TextDataConfig, TextTask, reads_token_ids
+from .text import SPLIT_CODES, TextBatch, TextDataConfig, TextTask, pad_size, reads_token_ids
 
 log = logging.getLogger("rnnzoo")
 
@@ -174,7 +174,7 @@ class PretrainingTask(TextTask):
 
     def model_sizes(self) -> dict[str, int]:
         self.ensure_vocab()
-        return {"vocab_size": len(self.tokenizer)}
+        return {"vocab_size": len(self.tokenizer), **pad_size(self.tokenizer)}
 
     # --- sequences ----------------------------------------------------------------------
     def encode_split(self, split: str) -> list[Item]:

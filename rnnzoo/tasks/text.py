@@ -182,9 +182,9 @@ class TextTask(LengthLimits, Task):
                  len(self.tokenizer), self.config.tokenizer)
 
     def model_sizes(self) -> dict[str, int]:
-        """The input width, and the vocabulary size for models that embed tokens themselves."""
+        """The input width, and the vocabulary size and padding id for models that embed tokens themselves."""
         self.ensure_vocab()
-        return {**super().model_sizes(), "vocab_size": len(self.tokenizer)}
+        return {**super().model_sizes(), "vocab_size": len(self.tokenizer), **pad_size(self.tokenizer)}
 
     def encode(self, example: Any) -> Any:
         """One example as what `collate` takes (ids and targets)."""
@@ -356,6 +356,13 @@ def count_unseen(ids: Iterable[int], unseen: Sequence[str]) -> dict[str, int]:
             name = gold_name(int(i), unseen, "?")
             counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def pad_size(tokenizer: Tokenizer) -> dict[str, int]:
+    """{"pad_id": the padding token's id} for a model config that has the field (bert: its
+    padding embedding row); {} for a vocabulary without one."""
+    pad = tokenizer.vocab.pad_id
+    return {} if pad is None else {"pad_id": pad}
 
 
 def item_lengths(items: Sequence[Any]) -> np.ndarray:
