@@ -110,7 +110,8 @@ def check_bert_config(config: BertConfig) -> None:
         raise RnnzooError(f"vocab_size must exceed the {len(SPECIALS)} specials (the task sets it from its "
                           f"tokenizer), got {config.vocab_size}")
     if not 0 <= config.pad_id < config.vocab_size:
-        raise RnnzooError(f"pad_id={config.pad_id} is not a token id: it must be in [0, vocab_size={config.vocab_size})")
+        raise RnnzooError(f"pad_id={config.pad_id} is not a token id: it must be in "
+                          f"[0, vocab_size={config.vocab_size})")
     if config.num_heads < 1 or config.hidden_size % config.num_heads:
         raise RnnzooError(f"hidden_size={config.hidden_size} must be divisible by num_heads={config.num_heads}: "
                           "each head gets hidden_size / num_heads dimensions")
