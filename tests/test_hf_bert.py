@@ -295,3 +295,23 @@ def test_init_from_a_bad_folder_says_what_is_wrong(tmp_path):
     (folder / "config.json").unlink()
     with pytest.raises(RnnzooError, match=r"folder without config.json"):
         build()
+
+
+def test_cloze_predict_of_an_uncased_folder_keeps_the_mask_token(tmp_path):
+    """task.lowercase=true lower-cases the line around [MASK], not [MASK] itself: each mask is filled
+    by one token instead of being read as the pieces of '[mask]'."""
+    folder, _ = hf_folder(tmp_path, "BertForMaskedLM")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the film was good . a bad film !\n" * 20)
+    overrides = ["task=pretraining", "dataset=text_files", f"dataset.train={corpus}", "model=bert_pretrained",
+                 f"model.init_from={folder}", "task.lowercase=true", "task.max_length=32", "task.batch_size=4",
+                 "trainer.max_steps=2", "trainer.eval_every=2", *RUN]
+    api.train(compose_config(overrides), tmp_path / "run")
+    config = compose_config([f"checkpoint={tmp_path / 'run' / 'checkpoints' / 'best.pt'}", "trainer.device=cpu"],
+                            "predict")
+    task, _, _ = api.build(api.plain(compose_config(overrides)))
+    vocab = task.tokenizer.vocab
+    assert task.tokenizer.encode("the [MASK] film").count(vocab.mask_id) == 1  # [mask] would be pieces
+    [answer] = list(api.predict(config, ["The Film was [MASK] !"]))
+    words = answer.split()
+    assert "mask" not in answer.lower() and words[:2] == ["the", "film"] and len(words) >= 4, answer

@@ -264,8 +264,11 @@ class PretrainingTask(TextTask):
         network.eval()
         vocab = self.tokenizer.vocab
 
+        mask = vocab.roles["mask"]  # its spelling: <mask>, or [MASK] that lower-casing would unmake
+
         def fill(batch_lines: list[str]) -> list[str]:
-            ids = [[vocab.bos_id, *self.tokenizer.encode(self.normalize(line)), vocab.eos_id] for line in batch_lines]
+            texts = [mask.join(self.normalize(part) for part in line.split(mask)) for line in batch_lines]
+            ids = [[vocab.bos_id, *self.tokenizer.encode(text), vocab.eos_id] for text in texts]
             inputs, lengths = pad_sequences(ids, vocab.pad_id)  # (B, T), (B,); decode leaves pads out
             inputs = inputs.to(device)
             hidden, _ = network.body(inputs, lengths)  # (B, T, H)
