@@ -207,13 +207,15 @@ def sample(cfg: DictConfig | dict[str, Any]) -> Iterator[str]:
                                options.temperature, options.top_k, options.top_p)
 
 
-def _load_for_inference(config: dict[str, Any], verb: str) -> tuple[nn.Module, Any, torch.device]:
-    """(network on its device, task, device) from `checkpoint=` and `trainer.device=`."""
+def _load_for_inference(config: dict[str, Any], verb: str,
+                        payload: dict[str, Any] | None = None) -> tuple[nn.Module, Any, torch.device]:
+    """(network on its device, task, device) from `checkpoint=` (`payload`: its contents, where
+    the caller has read them) and `trainer.device=`."""
     if config.get("checkpoint") in (None, "", "???"):
         raise RnnzooError(f"{verb} needs checkpoint=PATH (a run's checkpoints/best.pt or last.pt)")
     trainer = config.get("trainer", {})
     set_threads(trainer.get("num_threads"))
-    network, task, _ = rebuild(config["checkpoint"])
+    network, task, _ = rebuild(config["checkpoint"], payload)
     device = resolve_device(trainer.get("device", "auto"))
     return network.to(device), task, device
 

@@ -79,9 +79,10 @@ def check_tbptt(run: RunConfig) -> None:
                                 f"'{run.model_name}' with this configuration does not")
 
 
-def rebuild(path: str | Path) -> tuple[nn.Module, Any, dict[str, Any]]:
-    """(network in eval mode, task, run config) from the checkpoint at `path` alone."""
-    payload = load_checkpoint_file(path)
+def rebuild(path: str | Path, payload: dict[str, Any] | None = None) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """(network in eval mode, task, run config) from the checkpoint at `path` alone (`payload`: its
+    contents, where the caller has read them already)."""
+    payload = load_checkpoint_file(path) if payload is None else payload
     config = payload["config"]
     task, network = build_run(RunConfig.of(config), payload.get("task") or {})
     load_weights(network, payload["model"], path)

@@ -159,6 +159,20 @@ def cli_config(server: Server, **options) -> dict:
     return {"checkpoint": str(server.checkpoint), "trainer": {"device": "cpu", "num_threads": 1}, **options}
 
 
+def test_the_server_reads_its_checkpoint_once(servers, monkeypatch):
+    """The model and /info come from one read of the checkpoint file (a BERT-base one is 440 MB)."""
+    from rnnzoo.serve import model as served
+    from rnnzoo.training import checkpoint
+    reads = []
+    counting = lambda path: reads.append(path) or checkpoint.load_checkpoint_file(path)  # noqa: E731
+    monkeypatch.setattr(served, "load_checkpoint_file", counting)
+    monkeypatch.setattr("rnnzoo.build.load_checkpoint_file", counting)
+    checkpoint_path = servers["classification"].checkpoint
+    model = served.ServedModel({"checkpoint": str(checkpoint_path), "trainer": {"device": "cpu"},
+                                "max_input_tokens": 64, "max_new_tokens": 8})
+    assert reads == [str(checkpoint_path)] and model.info["metrics"]["step"] is not None
+
+
 # --- answers --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("task", TASKS)
 def test_info_names_the_task_its_vocabularies_and_metrics(servers, task):

@@ -42,7 +42,9 @@ class ServedModel:
     """A checkpoint's network and task, and the limits of `configs/serve.yaml`."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        self.network, self.task, self.device = _load_for_inference(config, "serve")
+        given = config.get("checkpoint") not in (None, "", "???")
+        payload = load_checkpoint_file(config["checkpoint"]) if given else None  # read once, for both uses
+        self.network, self.task, self.device = _load_for_inference(config, "serve", payload)
         self.task_name = config_name(self.task)
         if self.task_name not in ANSWERS:
             raise RnnzooError(f"checkpoint {config['checkpoint']} is a '{self.task_name}' run; rnnzoo serve answers "
@@ -50,11 +52,10 @@ class ServedModel:
         self.ask = ask_type(self.task_name)
         self.max_input_tokens = int(config["max_input_tokens"])
         self.max_new_tokens = int(config["max_new_tokens"])
-        self.info = self._info(Path(config["checkpoint"]))
+        self.info = self._info(Path(config["checkpoint"]), payload)
 
-    def _info(self, checkpoint: Path) -> dict[str, Any]:
+    def _info(self, checkpoint: Path, payload: dict[str, Any]) -> dict[str, Any]:
         """GET /info: what is served, its vocabularies and the metrics the checkpoint was chosen by."""
-        payload = load_checkpoint_file(checkpoint)
         run_metrics = checkpoint.parent.parent / "metrics.json"  # the run folder's, when it is beside
         sizes = {name: len(getattr(self.task, name)) for name in ("tokenizer", "source_tokenizer", "tags", "labels")
                  if getattr(self.task, name, None) is not None}
