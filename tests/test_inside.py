@@ -366,3 +366,21 @@ def test_elman_records_its_hidden_state():
     (outputs, _), seen = recorded(lambda: elman(features(), LENGTHS))
     assert shapes(seen) == {"elman.layer0.forward.hidden": (B, T, H), "elman.layer1.forward.hidden": (B, T, H)}
     torch.testing.assert_close(seen["elman.layer1.forward.hidden"], outputs)  # the top layer's h(t) is the output
+
+
+@pytest.mark.parametrize("name", ["hopfield", "modern_hopfield"])
+def test_the_associative_task_records_each_state_of_its_answer_once(name):
+    """`rnnzoo serve`'s associative answer recalls one step at a time; the recording then holds
+    the trajectory the answer lists, each state once (each one-step recall records two)."""
+    from rnnzoo.api import build, plain
+
+    from .conftest import compose_config
+    task, network, _ = build(plain(compose_config(["task=associative", f"model={name}", "task.num_units=32",
+                                                   "task.num_patterns=3"])))
+    network.store(task.memories())
+    probe = task.memories()[0].clone()
+    probe[:8] *= -1
+    answer, seen = recorded(lambda: task.recall_steps(network, probe, 10, torch.Generator().manual_seed(0)))
+    assert len(answer["states"]) >= 2  # the probe moved
+    assert seen[f"{name}.state"][0].tolist() == answer["states"]
+    torch.testing.assert_close(seen[f"{name}.energy"][0], torch.tensor(answer["energies"]))

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..nn.inside import Inside, gathering, record
 from ..registry import TASKS, help_field
 from .base import Stats, Task, float_stats, seeded_generator
 from .synthetic import SPLIT_CODES
@@ -110,9 +111,12 @@ class AssociativeTask(Task):
         with this."""
         state = probe.view(1, -1).float()  # (1, N)
         states, energies = [state], [float(network.energy(state))]
-        for _ in range(self.config.steps if steps is None else steps):
-            new = network.recall(state, 1, generator=generator)  # (1, N)
-            if torch.equal(new, state):
+        for index in range(self.config.steps if steps is None else steps):
+            with gathering() as recorded:  # a one-step recall records its start state and its result
+                new = network.recall(state, 1, generator=generator)  # (1, N)
+            unchanged = torch.equal(new, state)
+            pass_on_once(recorded, first=index == 0, last=unchanged)
+            if unchanged:
                 break
             state = new
             states.append(state)
@@ -133,3 +137,13 @@ class AssociativeTask(Task):
                 "mean_overlap": totals["overlap_sum"] / totals["probes"],
                 "load": c.num_patterns / c.num_units,
                 "probe_overlap": 1 - 2 * self.flips / c.num_units}
+
+
+def pass_on_once(recorded: Inside, first: bool, last: bool) -> None:
+    """Record a one-step recall's (B, 2, ...) records, [start, result], into the open recording so
+    that the trajectory lists each state once, as `recall_steps` answers: the start only at the
+    first step, the result only where the state moved."""
+    for name, value in recorded.items():
+        kept = value[:, 0 if first else 1:1 if last else None]
+        if kept.shape[1]:
+            record(name, kept, along=1)
