@@ -54,6 +54,21 @@ def built(tmp_path, *overrides: str):
     return task, network.eval()
 
 
+@pytest.mark.parametrize("vocab, trained", [("task.min_freq=1", False), ("task.max_vocab=4", True)])
+def test_the_unknown_word_row_starts_at_zero_and_moves_only_when_trained(tmp_path, vocab, trained):
+    """min_freq=1 gives every training word its own row, so <unk> never appears in training: its
+    row starts at 0 and stays there (not a random vector that unknown test words would read,
+    different for every seed). A vocabulary that leaves words out trains it from 0."""
+    from rnnzoo.training.checkpoint import load_checkpoint_file
+    task, network = built(tmp_path, vocab)
+    unk = task.tokenizer.vocab.unk_id
+    assert network.embed.words.weight[unk].abs().sum() == 0 and network.embed.words.weight[unk + 1].abs().sum() > 0
+    api.train(compose_config([*TINY_CLASSIFICATION, *tiny_files(tmp_path), vocab]), tmp_path / "run")
+    weights = load_checkpoint_file(tmp_path / "run" / "checkpoints" / "last.pt")["model"]
+    row = next(value for key, value in weights.items() if key.endswith("embed.words.weight"))[unk]
+    assert (row.abs().sum() > 0) == trained
+
+
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_every_pooling_gives_a_text_the_same_logits_alone_and_padded(tmp_path, pooling):
     torch.manual_seed(0)

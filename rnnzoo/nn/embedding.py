@@ -45,11 +45,21 @@ class TokenIds(nn.Module):
 
 
 class TextEmbedding(nn.Module):
-    """Word embeddings, optionally concatenated with character features, then dropout."""
+    """Word embeddings, optionally concatenated with character features, then dropout.
 
-    def __init__(self, vocab_size: int, dim: int, dropout: float, chars: CharCNN | None = None) -> None:
+    The <unk> row (`unk_id`) starts at 0, not at a random draw: with `task.min_freq=1` every
+    training word has its own row, so <unk> is never trained, and the unknown words of val and
+    test would read a random vector that differs with the seed (on SST-2, where 60% of test
+    sentences hold such a word, it moved test accuracy by up to 3.5 points from seed to seed).
+    Where training has unknown words (min_freq >= 2) the row is trained from 0."""
+
+    def __init__(self, vocab_size: int, dim: int, dropout: float, chars: CharCNN | None = None,
+                 unk_id: int | None = None) -> None:
         super().__init__()
         self.words = nn.Embedding(vocab_size, dim, padding_idx=0)
+        if unk_id is not None:
+            with torch.no_grad():
+                self.words.weight[unk_id].zero_()
         self.chars = chars
         self.dropout = nn.Dropout(dropout)
         self.output_size = dim + (chars.output_size if chars is not None else 0)

@@ -290,7 +290,8 @@ class TextTask(LengthLimits, Task):
             self._encoded.clear()
             self._eval_batches.clear()
         if not framed:
-            return TextEmbedding(len(self.tokenizer.vocab), self.config.embedding_dim, self.config.dropout, chars)
+            vocab = self.tokenizer.vocab
+            return TextEmbedding(len(vocab), self.config.embedding_dim, self.config.dropout, chars, vocab.unk_id)
         if chars is not None:
             raise RnnzooError(f"character features join the task's word embeddings, which {type(body).__name__} "
                               "replaces with its own (it reads token ids): set task.char_dim=0")
