@@ -211,13 +211,19 @@ def _load_for_inference(config: dict[str, Any], verb: str,
                         payload: dict[str, Any] | None = None) -> tuple[nn.Module, Any, torch.device]:
     """(network on its device, task, device) from `checkpoint=` (`payload`: its contents, where
     the caller has read them) and `trainer.device=`."""
-    if config.get("checkpoint") in (None, "", "???"):
-        raise RnnzooError(f"{verb} needs checkpoint=PATH (a run's checkpoints/best.pt or last.pt)")
+    checkpoint = _checkpoint_of(config, verb)
     trainer = config.get("trainer", {})
     set_threads(trainer.get("num_threads"))
-    network, task, _ = rebuild(config["checkpoint"], payload)
+    network, task, _ = rebuild(checkpoint, payload)
     device = resolve_device(trainer.get("device", "auto"))
     return network.to(device), task, device
+
+
+def _checkpoint_of(config: dict[str, Any], verb: str) -> str:
+    """The `checkpoint=` of an inference command; RnnzooError where none is given."""
+    if config.get("checkpoint") in (None, "", "???"):
+        raise RnnzooError(f"{verb} needs checkpoint=PATH (a run's checkpoints/best.pt or last.pt)")
+    return str(config["checkpoint"])
 
 
 def config_name(task: Any) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from ..api import _load_for_inference, config_name
+from ..api import _checkpoint_of, _load_for_inference, config_name
 from ..errors import RnnzooError
 from ..nn.inside import recording
 from ..training.checkpoint import load_checkpoint_file
@@ -42,8 +42,7 @@ class ServedModel:
     """A checkpoint's network and task, and the limits of `configs/serve.yaml`."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        given = config.get("checkpoint") not in (None, "", "???")
-        payload = load_checkpoint_file(config["checkpoint"]) if given else None  # read once, for both uses
+        payload = load_checkpoint_file(_checkpoint_of(config, "serve"))  # read once: the model and /info
         self.network, self.task, self.device = _load_for_inference(config, "serve", payload)
         self.task_name = config_name(self.task)
         if self.task_name not in ANSWERS:
